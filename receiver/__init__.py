@@ -1,0 +1,96 @@
+"""A self-hosted webhook receiver and inspector."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config
+from .extensions import csrf, db, htmx, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = str(ROOT / "migrations")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(config.from_environment(app.instance_path))
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = config.instance_secret_key(app.instance_path)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app))
+    # Sessions for the dashboard only; CSRF tokens do not expire with a page left open.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+
+    trusted = app.config["RECEIVER_TRUSTED_PROXIES"]
+    if trusted > 0:
+        # The client address comes from X-Forwarded-For through exactly this many proxies.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted, x_prefix=trusted
+        )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS)
+    htmx.init_app(app)
+    csrf.init_app(app)
+    with app.app_context():
+        _tune_database(app)
+    _wire_logging()
+
+    from . import api, cli, errors, hooks, pages
+
+    errors.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    return app
+
+
+def _engine_options(app: Flask) -> dict:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Wait for the write lock instead of failing at once with "database is locked".
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _tune_database(app: Flask) -> None:
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+    synchronous = app.config["RECEIVER_SQLITE_SYNCHRONOUS"]
+    if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise RuntimeError("RECEIVER_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+
+def _wire_logging() -> None:
+    """Capture log lines go wherever gunicorn's error log goes (stderr by default)."""
+    logger = logging.getLogger("receiver")
+    gunicorn_error = logging.getLogger("gunicorn.error")
+    if gunicorn_error.handlers:
+        logger.handlers = gunicorn_error.handlers
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    elif logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)

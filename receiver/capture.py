@@ -1,0 +1,330 @@
+"""Capture: turn an incoming request into data, exactly as it arrived.
+
+Nothing here touches the database or decides what a delivery means; it reads
+bytes and says what they contain (httpbin's approach, made binary-safe). Every
+parse that can fail records why instead of raising: a sender's malformed body
+is something to show, not an error of ours.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
+
+from werkzeug.datastructures import Headers
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
+from werkzeug.http import parse_options_header
+
+# Where a parameter came from, named as the platform's test script reads them.
+FORM, QUERY, JSON_BODY = "post", "get", "json"
+
+# Bounds on work a body can cause; the body itself is already capped by
+# MAX_CONTENT_LENGTH while it is read.
+MAX_DECODED_FACTOR = 20  # a gzip body may inflate to 20x the body limit, no more
+MAX_FORM_PARTS = 100_000
+
+JSON_TYPES = ("application/json", "text/json")
+
+
+@dataclass
+class Part:
+    """One multipart part: a field, or a file downloadable later from the stored body."""
+
+    index: int
+    name: str
+    filename: str | None
+    content_type: str
+    size: int
+
+
+@dataclass
+class Body:
+    """What a body contains, derived from its bytes; the same reading serves
+    capture time and later views (file downloads re-read the stored body)."""
+
+    decoded: bytes  # after Content-Encoding, or the raw bytes
+    mimetype: str
+    form: list[tuple[str, str]] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+    files: dict[int, bytes] = field(default_factory=dict)  # part index -> bytes
+    json: object = None
+    has_json: bool = False
+    notes: dict[str, str] = field(default_factory=dict)  # parse problems, by topic
+
+
+@dataclass
+class Reading:
+    """A request, read: the record a capture is made from."""
+
+    method: str
+    path: str
+    subpath: str
+    query_string: bytes
+    headers: list[tuple[str, str]]
+    raw_body: bytes
+    content_type: str
+    content_encoding: str
+    remote_addr: str
+    received_at: datetime
+    body: Body
+    query: list[tuple[str, str]]
+    params: list[tuple[str, str, str]]  # (source, name, value), platform order
+
+    def values(self) -> dict[str, list[str]]:
+        """Every value received per parameter name, first one first."""
+        grouped: dict[str, list[str]] = {}
+        for _source, name, value in self.params:
+            grouped.setdefault(name, []).append(value)
+        return grouped
+
+
+def read_request(request, subpath: str, received_at: datetime | None = None) -> Reading:
+    """Read a Flask request once, as bytes, and everything that follows from them.
+
+    `request.form` and `request.files` are never touched: they would consume
+    the stream and apply Flask's own limits and decoding.
+    """
+    received_at = received_at or datetime.now(UTC).replace(tzinfo=None)
+    raw = read_raw_body(request.environ, request.max_content_length)
+    headers = wire_headers(request.environ, request.headers)
+    content_type = request.headers.get("Content-Type", "")
+    content_encoding = request.headers.get("Content-Encoding", "")
+    body = read_body(
+        raw,
+        content_type,
+        content_encoding,
+        limit=(request.max_content_length or len(raw) or 1) * MAX_DECODED_FACTOR,
+    )
+    query = parse_pairs(request.query_string)
+    return Reading(
+        method=request.method,
+        path=request.path,
+        subpath=subpath,
+        query_string=request.query_string,
+        headers=headers,
+        raw_body=raw,
+        content_type=content_type,
+        content_encoding=content_encoding,
+        remote_addr=request.remote_addr or "",
+        received_at=received_at,
+        body=body,
+        query=query,
+        params=merge_params(body, query),
+    )
+
+
+def read_raw_body(environ, limit: int | None) -> bytes:
+    """The body's bytes, refused with 413 as soon as they pass `limit`.
+
+    Werkzeug's own limited stream stops quietly at the limit for a chunked
+    body; this reads one byte past it so an oversized body is never stored cut.
+    """
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH", "")
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if length.isdigit() and not chunked:
+        size = int(length)
+        if limit is not None and size > limit:
+            raise RequestEntityTooLarge()
+        return _read_exactly(stream, size)
+    if not environ.get("wsgi.input_terminated"):
+        # A server that does not terminate the stream may block forever on it.
+        return b""
+    cap = None if limit is None else limit + 1
+    data = _read_exactly(stream, cap)
+    if limit is not None and len(data) > limit:
+        raise RequestEntityTooLarge()
+    return data
+
+
+def _read_exactly(stream, size: int | None) -> bytes:
+    chunks = []
+    remaining = size
+    while remaining is None or remaining > 0:
+        chunk = stream.read(65536 if remaining is None else min(65536, remaining))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if remaining is not None:
+            remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def wire_headers(environ, headers: Headers) -> list[tuple[str, str]]:
+    """Headers in arrival order with repeats kept.
+
+    Under gunicorn (see receiver/wire.py) the list as received, original case
+    included, is in the environ; elsewhere WSGI has already folded names to
+    Title-Case and joined repeats, which is the best that can be recovered.
+    """
+    raw = environ.get("receiver.raw_headers")
+    if raw is not None:
+        return list(raw)
+    return list(headers.items())
+
+
+def read_body(raw: bytes, content_type: str, content_encoding: str, limit: int) -> Body:
+    mimetype, options = parse_options_header(content_type)
+    body = Body(decoded=raw, mimetype=mimetype)
+    body.decoded = _decode(raw, content_encoding, limit, body.notes)
+    if mimetype == "application/x-www-form-urlencoded":
+        body.form = parse_pairs(body.decoded)
+    elif mimetype == "multipart/form-data":
+        _read_multipart(body, options)
+    _read_json(body)
+    return body
+
+
+def _decode(raw: bytes, content_encoding: str, limit: int, notes: dict[str, str]) -> bytes:
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    if not codings or codings == ["identity"]:
+        return raw
+    data = raw
+    # Codings are listed in the order they were applied; undo them in reverse.
+    for coding in reversed(codings):
+        if coding in ("gzip", "x-gzip"):
+            wbits = 16 + zlib.MAX_WBITS
+        elif coding == "deflate":
+            # RFC 9110 deflate is zlib-wrapped, but many senders send raw deflate.
+            wbits = zlib.MAX_WBITS if data[:1] == b"\x78" else -zlib.MAX_WBITS
+        elif coding == "identity":
+            continue
+        else:
+            notes["encoding"] = f"Content-Encoding {coding!r} is not decoded; shown as received."
+            return raw
+        try:
+            inflater = zlib.decompressobj(wbits)
+            out = inflater.decompress(data, limit)
+            if inflater.unconsumed_tail:
+                notes["encoding"] = (
+                    f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
+                )
+                return raw
+            out += inflater.flush()
+            if not inflater.eof:
+                notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
+                return raw
+        except zlib.error as exc:
+            notes["encoding"] = f"{coding} body could not be decoded ({exc}); kept as received."
+            return raw
+        data = out
+    return data
+
+
+def _read_multipart(body: Body, options: dict[str, str]) -> None:
+    if not options.get("boundary"):
+        body.notes["multipart"] = "multipart/form-data without a boundary; body not parsed."
+        return
+    # The body is already in memory (and bounded): parts stay there too.
+    parser = FormDataParser(stream_factory=_in_memory, silent=False, max_form_parts=MAX_FORM_PARTS)
+    try:
+        _stream, form, files = parser.parse(
+            io.BytesIO(body.decoded), "multipart/form-data", len(body.decoded), options
+        )
+    except (ValueError, RequestEntityTooLarge) as exc:
+        body.notes["multipart"] = f"Multipart body could not be parsed: {_describe(exc)}"
+        return
+    # Werkzeug returns fields and files separately; the merged list keeps fields
+    # in order, and the part list describes both.
+    index = 0
+    for name, value in form.items(multi=True):
+        body.form.append((name, value))
+        body.parts.append(Part(index, name, None, "text/plain", len(value.encode())))
+        index += 1
+    for name, storage in files.items(multi=True):
+        data = storage.read()
+        storage.close()
+        body.files[index] = data
+        body.parts.append(
+            Part(index, name, storage.filename or "", storage.content_type or "", len(data))
+        )
+        index += 1
+
+
+def _in_memory(*_args, **_kwargs) -> io.BytesIO:
+    return io.BytesIO()
+
+
+def _read_json(body: Body) -> None:
+    mimetype = body.mimetype
+    declared = mimetype in JSON_TYPES or mimetype.endswith("+json")
+    stripped = body.decoded.lstrip()
+    # The platform's test script decodes any body as JSON; do the same for
+    # bodies that look like JSON, but only complain when JSON was declared.
+    looks_like = stripped[:1] in (b"{", b"[") and mimetype not in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    )
+    if not (declared or looks_like):
+        return
+    if not stripped:
+        if declared:
+            body.notes["json"] = "Declared JSON, but the body is empty."
+        return
+    try:
+        body.json = json.loads(body.decoded)
+        body.has_json = True
+    except RecursionError:
+        if declared or looks_like:
+            body.notes["json"] = "JSON nested too deeply to parse; kept as received."
+    except (ValueError, UnicodeDecodeError) as exc:
+        if declared:
+            body.notes["json"] = f"Invalid JSON: {exc}"
+
+
+def parse_pairs(data: bytes) -> list[tuple[str, str]]:
+    """`a=1&a=2&items[]=x` as ordered pairs, exactly as named (no PHP folding)."""
+    if not data:
+        return []
+    # latin-1 maps every byte, so the percent-decoding below sees them all;
+    # the text is then read as UTF-8 with undecodable bytes replaced.
+    text = data.decode("latin-1")
+    try:
+        return parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace")
+    except ValueError:  # pragma: no cover - parse_qsl only raises in strict mode
+        return []
+
+
+def merge_params(body: Body, query: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """POST fields, then GET parameters, then a JSON object's top-level keys."""
+    params = [(FORM, name, value) for name, value in body.form]
+    params += [(QUERY, name, value) for name, value in query]
+    if body.has_json and isinstance(body.json, dict):
+        for name, value in body.json.items():
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            params.append((JSON_BODY, name, text))
+    return params
+
+
+def fired_webhook_lines(params) -> list[str]:
+    """The platform's test script's log: `Fired WebHook`, then `name: value` per
+    parameter. Control characters are escaped so a value cannot forge lines."""
+    lines = ["Fired WebHook"]
+    for _source, name, value in params:
+        lines.append(f"{_printable(name)}: {_printable(value)}")
+    return lines
+
+
+def _printable(text: str, limit: int = 500) -> str:
+    if len(text) > limit:
+        text = text[:limit] + f"… ({len(text)} characters)"
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def body_text(data: bytes) -> str | None:
+    """The body as text when it is valid UTF-8, else None."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _describe(exc: Exception) -> str:
+    return getattr(exc, "description", None) or str(exc) or type(exc).__name__

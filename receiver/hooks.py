@@ -1,0 +1,171 @@
+"""The capture endpoint: `/hooks/<inbox>` and `/hooks/<inbox>/<sub-path>`, any method.
+
+A delivery goes through capture (read the bytes) → catalog (what event is
+this, what is wrong with it) → verification (secrettoken verdict, then mask
+it everywhere) → storage (one transaction) and is answered at once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import zlib
+from dataclasses import asdict
+from datetime import UTC, timedelta
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from . import catalog, storage
+from .capture import Reading, fired_webhook_lines, read_request
+from .errors import error_response, handle_http_error
+from .extensions import csrf
+from .verification import Redactor, Verdict, received_secrets, verify
+
+bp = Blueprint("hooks", __name__, url_prefix="/hooks")
+csrf.exempt(bp)
+
+log = logging.getLogger("receiver.hooks")
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+
+
+@bp.route("/<inbox>", methods=METHODS, defaults={"rest": ""}, provide_automatic_options=False)
+@bp.route("/<inbox>/<path:rest>", methods=METHODS, provide_automatic_options=False)
+def capture(inbox: str, rest: str):
+    box = storage.find_inbox(inbox)
+    if box is None:
+        if current_app.config["RECEIVER_AUTO_CREATE_INBOXES"] and storage.SLUG.match(inbox):
+            box = storage.create_inbox(inbox)
+        else:
+            return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
+
+    reading = read_request(request, rest)
+    key = current_app.config["SECRET_KEY"]
+    values = reading.values()
+    verdict = verify(key, values, storage.expected_secrets(box.id))
+    redactor = Redactor(key, received_secrets(values))
+    row = build_row(reading, box.id, verdict, redactor)
+    rejected = box.enforce_secret and not verdict.accepted
+    row["rejected"] = rejected
+    capture_id = storage.save_capture(
+        row, box.capacity or current_app.config["RECEIVER_INBOX_CAPACITY"]
+    )
+
+    if current_app.config["RECEIVER_LOG_CAPTURES"]:
+        # One record, so lines from concurrent deliveries never interleave.
+        log.info("\n".join(fired_webhook_lines(json.loads(row["params"]))))
+
+    if rejected:
+        response = error_response(
+            401, "secret_rejected", "The secrettoken is missing or not accepted by this inbox."
+        )
+    else:
+        response = jsonify(ok=True, id=capture_id)
+    response.headers["X-Capture-Id"] = str(capture_id)
+    return response
+
+
+@bp.app_errorhandler(MethodNotAllowed)
+def capture_unusual_method(exc: MethodNotAllowed):
+    """Methods beyond the usual seven (PROPFIND, PURGE, ...) are captured too."""
+    if request.path.startswith(bp.url_prefix + "/"):
+        adapter = current_app.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match(method="POST")
+        except NotFound:  # pragma: no cover - a 405 means some method matched
+            endpoint, args = "", {}
+        if endpoint == "hooks.capture":
+            return capture(**args)
+    return handle_http_error(exc)
+
+
+def build_row(reading: Reading, inbox_id: int, verdict: Verdict, redactor: Redactor) -> dict:
+    """The capture's columns: everything read, with every received secret masked."""
+    config = current_app.config
+    red_text, red_data = redactor.text, redactor.data
+    params = [(source, red_text(name), red_text(value)) for source, name, value in reading.params]
+    values: dict[str, list[str]] = {}
+    for _source, name, value in params:
+        values.setdefault(name, []).append(value)
+
+    event_type = catalog.event_type(values, reading.subpath)
+    findings = catalog.check(
+        event_type,
+        values,
+        received_at=reading.received_at.replace(tzinfo=UTC),
+        stale_after=_seconds(config["RECEIVER_STALE_AFTER_SECONDS"]),
+        future_skew=_seconds(config["RECEIVER_FUTURE_SKEW_SECONDS"]),
+    )
+    body, body_notes = _redacted_body(reading, redactor)
+    details = {
+        "notes": {**reading.body.notes, **body_notes},
+        "parts": [asdict(part) for part in reading.body.parts],
+        "findings": [asdict(finding) for finding in findings],
+        "json": reading.body.has_json,
+        "subpath": red_text(reading.subpath),
+    }
+    first = {name: vals[0] for name, vals in values.items()}
+    return {
+        "inbox_id": inbox_id,
+        "received_at": reading.received_at,
+        "method": reading.method,
+        "path": red_text(reading.path),
+        "subpath": red_text(reading.subpath),
+        "query_string": red_data(reading.query_string),
+        "headers": json.dumps([[red_text(n), red_text(v)] for n, v in reading.headers]),
+        "body": body,
+        "content_type": red_text(reading.content_type),
+        "content_length": len(reading.raw_body),
+        "remote_addr": reading.remote_addr,
+        "params": json.dumps(params, ensure_ascii=False),
+        "details": json.dumps(details, ensure_ascii=False),
+        "event_type": event_type,
+        "code": first.get("code", "")[:200],
+        "user": first.get("user", "")[:200],
+        "verdict": verdict.verdict,
+        "secret_label": verdict.label,
+        "secret_fingerprint": verdict.fingerprint,
+        "finding_count": sum(1 for f in findings if f.level != "info"),
+        "dedupe_key": _dedupe_key(event_type, first),
+    }
+
+
+def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[str, str]]:
+    """The raw body with secrets masked; a compressed body whose decoded form
+    carried the secret is stored re-compressed from the masked text."""
+    raw = reading.raw_body
+    if not redactor:
+        return raw, {}
+    decoded = reading.body.decoded
+    if decoded is raw or decoded == raw:
+        return redactor.data(raw), {}
+    masked = redactor.data(decoded)
+    if masked == decoded:
+        return redactor.data(raw), {}
+    if "gzip" in reading.content_encoding.lower():
+        data = gzip.compress(masked)
+    else:
+        data = zlib.compress(masked)
+    note = "The decoded body carried the secrettoken: stored re-compressed with it masked."
+    return data, {"redaction": note}
+
+
+def _dedupe_key(event_type: str, first: dict[str, str]) -> str | None:
+    timestamp = first.get("timestamp", "")
+    if not timestamp or event_type == catalog.UNKNOWN:
+        return None
+    parts = [
+        event_type,
+        first.get("code", ""),
+        timestamp,
+        first.get("uniqueid", ""),
+        first.get("couponnumber", ""),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _seconds(n: int) -> timedelta:
+    return timedelta(seconds=n)

@@ -1,0 +1,160 @@
+"""Storage: write captures on the lean path, read them back for pages and the API.
+
+The write path uses SQLAlchemy Core statements in one transaction whose first
+statement is the insert, so on SQLite the write lock is taken before anything
+is read (no stale-snapshot "database is locked"), and on every database the
+counts, the duplicate link and the capacity trim commit with the capture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import Capture, CaptureCount, ExpectedSecret, Inbox
+from .verification import Expected
+
+DEFAULT_INBOX = "default"
+# Readable, URL-safe inbox names: `acme-prod`.
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+captures = Capture.__table__
+counts = CaptureCount.__table__
+
+
+def utcnow() -> datetime:
+    """Naive UTC with microseconds: what every DateTime column holds."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def find_inbox(slug: str) -> Inbox | None:
+    return db.session.execute(select(Inbox).where(Inbox.slug == slug)).scalar_one_or_none()
+
+
+def create_inbox(slug: str) -> Inbox:
+    inbox = Inbox(slug=slug, created_at=utcnow(), enforce_secret=False)
+    db.session.add(inbox)
+    db.session.commit()
+    return inbox
+
+
+def ensure_default_inbox() -> None:
+    """A newcomer has a URL to copy at once."""
+    if find_inbox(DEFAULT_INBOX) is None:
+        create_inbox(DEFAULT_INBOX)
+
+
+def expected_secrets(inbox_id: int) -> list[Expected]:
+    rows = db.session.execute(
+        select(ExpectedSecret.label, ExpectedSecret.digest, ExpectedSecret.user)
+        .where(ExpectedSecret.inbox_id == inbox_id)
+        .order_by(ExpectedSecret.id)
+    )
+    return [Expected(label=label, digest=digest, user=user) for label, digest, user in rows]
+
+
+def save_capture(row: dict, capacity: int) -> int:
+    """Store one capture with its count, duplicate link and capacity trim; commit.
+
+    Returns the new capture's id once the commit has returned: a sender is only
+    acknowledged for what is durably stored.
+    """
+    session = db.session
+    try:
+        capture_id = session.execute(insert(captures).values(**row)).inserted_primary_key[0]
+        inbox_id = row["inbox_id"]
+        if row.get("dedupe_key"):
+            first = session.execute(
+                select(func.min(captures.c.id)).where(
+                    captures.c.inbox_id == inbox_id,
+                    captures.c.dedupe_key == row["dedupe_key"],
+                    captures.c.id < capture_id,
+                )
+            ).scalar()
+            if first is not None:
+                session.execute(
+                    update(captures).where(captures.c.id == capture_id).values(duplicate_of=first)
+                )
+        _add_count(inbox_id, row["event_type"], row["verdict"], 1)
+        _trim(inbox_id, capacity)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return capture_id
+
+
+def _add_count(inbox_id: int, event_type: str, verdict: str, delta: int) -> None:
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt = postgresql.insert(counts)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(counts)
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise RuntimeError(f"unsupported database {dialect}")
+    stmt = stmt.values(inbox_id=inbox_id, event_type=event_type, verdict=verdict, n=delta)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[counts.c.inbox_id, counts.c.event_type, counts.c.verdict],
+        set_={"n": counts.c.n + delta},
+    )
+    db.session.execute(stmt)
+
+
+def _trim(inbox_id: int, capacity: int) -> None:
+    """Drop the oldest captures beyond the inbox's capacity."""
+    total = db.session.execute(
+        select(func.coalesce(func.sum(counts.c.n), 0)).where(counts.c.inbox_id == inbox_id)
+    ).scalar()
+    excess = int(total) - capacity
+    if excess <= 0:
+        return
+    oldest = db.session.execute(
+        select(captures.c.id, captures.c.event_type, captures.c.verdict)
+        .where(captures.c.inbox_id == inbox_id)
+        .order_by(captures.c.id)
+        .limit(excess)
+    ).all()
+    _delete_rows(inbox_id, oldest)
+
+
+def _delete_rows(inbox_id: int, rows) -> None:
+    if not rows:
+        return
+    db.session.execute(delete(captures).where(captures.c.id.in_([row.id for row in rows])))
+    for (event_type, verdict), n in Counter((r.event_type, r.verdict) for r in rows).items():
+        _add_count(inbox_id, event_type, verdict, -n)
+    db.session.execute(delete(counts).where(counts.c.inbox_id == inbox_id, counts.c.n <= 0))
+
+
+def delete_capture(capture: Capture) -> None:
+    _delete_rows(capture.inbox_id, [capture])
+    db.session.commit()
+
+
+def clear_inbox(inbox_id: int) -> int:
+    n = db.session.execute(delete(captures).where(captures.c.inbox_id == inbox_id)).rowcount
+    db.session.execute(delete(counts).where(counts.c.inbox_id == inbox_id))
+    db.session.commit()
+    return n
+
+
+def count_rows(inbox_id: int) -> list[tuple[str, str, int]]:
+    """(event type, verdict, captures) for an inbox, from the kept counts."""
+    rows = db.session.execute(
+        select(counts.c.event_type, counts.c.verdict, counts.c.n).where(
+            counts.c.inbox_id == inbox_id, counts.c.n > 0
+        )
+    )
+    return [(event_type, verdict, int(n)) for event_type, verdict, n in rows]
+
+
+def inbox_totals() -> dict[int, int]:
+    rows = db.session.execute(
+        select(counts.c.inbox_id, func.sum(counts.c.n)).group_by(counts.c.inbox_id)
+    )
+    return {inbox_id: int(n) for inbox_id, n in rows}

@@ -1,0 +1,399 @@
+"""Capture: every request is stored exactly and read back through the API."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import logging
+import zlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+BODIES = [
+    ("application/x-www-form-urlencoded", b"event=QR_CODE_SCANNED&redirects=3"),
+    ("application/json", b'{"event": "LEAD_CREATED", "email": "a@example.com"}'),
+    ("text/plain; charset=utf-8", "héllo wörld".encode()),
+    ("application/octet-stream", bytes(range(256))),
+    ("application/xml", b"<?xml version='1.0'?><a>1</a>"),
+    ("", b"no content type at all"),
+]
+ALL_BYTES = bytes(range(256)) * 4
+
+
+def raw_body(document) -> bytes:
+    return base64.b64decode(document["body_base64"])
+
+
+def params_of(document) -> list[tuple[str, str, str]]:
+    return [(p["source"], p["name"], p["value"]) for p in document["params"]]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(("content_type", "body"), BODIES)
+def test_any_method_and_content_type_is_stored_byte_for_byte(
+    client, fetch, method, content_type, body
+):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.open(
+        "/hooks/default/some/sub/path?a=1", method=method, data=body, headers=headers
+    )
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["ok"] is True
+    assert response.headers["X-Capture-Id"] == str(answer["id"])
+
+    stored = fetch(answer["id"])
+    assert stored["method"] == method
+    assert stored["path"] == "/hooks/default/some/sub/path"
+    assert stored["subpath"] == "some/sub/path"
+    assert stored["query_string"] == "a=1"
+    assert raw_body(stored) == body
+    assert stored["content_length"] == len(body)
+    assert stored["content_type"] == content_type
+
+
+def test_head_gets_the_status_without_a_body(client, fetch):
+    response = client.head("/hooks/default")
+    assert response.status_code == 200
+    assert response.get_data() == b""
+    stored = fetch(int(response.headers["X-Capture-Id"]))
+    assert stored["method"] == "HEAD"
+
+
+def test_unusual_methods_are_captured_too(client, fetch):
+    response = client.open("/hooks/default/dav", method="PROPFIND", data=b"<propfind/>")
+    assert response.status_code == 200
+    stored = fetch(response.get_json()["id"])
+    assert stored["method"] == "PROPFIND"
+    assert raw_body(stored) == b"<propfind/>"
+
+
+def test_unusual_method_elsewhere_is_a_json_405(client):
+    response = client.open("/api/captures/1", method="PROPFIND")
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_binary_body_round_trips_and_has_no_text(client, fetch):
+    response = client.post("/hooks/default", data=ALL_BYTES, content_type="image/png")
+    stored = fetch(response.get_json()["id"])
+    assert raw_body(stored) == ALL_BYTES
+    assert stored["body_text"] is None
+
+
+def test_invalid_utf8_round_trips(client, fetch):
+    body = b"event=QR_CODE_SCANNED&name=\xff\xfe\xc3(&x=1"
+    response = client.post(
+        "/hooks/default", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    stored = fetch(response.get_json()["id"])
+    assert raw_body(stored) == body
+    assert stored["body_text"] is None
+    # The parameter view replaces undecodable bytes; the raw body keeps them.
+    names = [name for _source, name, _value in params_of(stored)]
+    assert names == ["event", "name", "x"]
+
+
+def test_gzip_body_is_decoded_for_parsing_and_kept_raw(client, fetch):
+    plain = b"event=QR_CODE_CREATED&code=7W&user=alice"
+    packed = gzip.compress(plain)
+    response = client.post(
+        "/hooks/default",
+        data=packed,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Encoding": "gzip",
+        },
+    )
+    stored = fetch(response.get_json()["id"])
+    assert raw_body(stored) == packed
+    assert ("post", "code", "7W") in params_of(stored)
+    assert stored["event_type"] == "QR_CODE_CREATED"
+    assert stored["notes"] == {}
+
+
+@pytest.mark.parametrize("wrap", [zlib.compress, lambda data: zlib.compress(data)[2:-4]])
+def test_deflate_zlib_and_raw_are_both_decoded(client, fetch, wrap):
+    packed = wrap(b'{"event": "JOB_FINISHED"}')
+    response = client.post(
+        "/hooks/default",
+        data=packed,
+        headers={"Content-Type": "application/json", "Content-Encoding": "deflate"},
+    )
+    stored = fetch(response.get_json()["id"])
+    assert raw_body(stored) == packed
+    assert stored["event_type"] == "JOB_FINISHED"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [("gzip", b"not gzip at all"), ("gzip", gzip.compress(b"a=1")[:-6]), ("br", b"\x0b\x02")],
+)
+def test_undecodable_body_is_kept_raw_with_the_reason(client, fetch, encoding, body):
+    response = client.post(
+        "/hooks/default",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": encoding},
+    )
+    assert response.status_code == 200
+    stored = fetch(response.get_json()["id"])
+    assert raw_body(stored) == body
+    assert "encoding" in stored["notes"]
+
+
+def test_gzip_bomb_is_not_inflated_past_the_limit(app, client, fetch):
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    bomb = gzip.compress(b"a" * 1024 * 1024)  # 1 MiB of 'a', about 1 KiB packed
+    assert len(bomb) <= 1024 * 2
+    app.config["MAX_CONTENT_LENGTH"] = len(bomb) + 10
+    response = client.post("/hooks/default", data=bomb, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 200
+    stored = fetch(response.get_json()["id"])
+    assert "exceeds" in stored["notes"]["encoding"]
+    assert raw_body(stored) == bomb
+
+
+def test_multipart_fields_and_files_are_listed_and_raw_kept(client, fetch):
+    response = client.post(
+        "/hooks/default",
+        data={
+            "event": "LEAD_CREATED",
+            "note": "first",
+            "upload": (io.BytesIO(ALL_BYTES), "bytes.bin", "application/octet-stream"),
+            "photo": (io.BytesIO(b"\x89PNG\r\n"), "p.png", "image/png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200
+    stored = fetch(response.get_json()["id"])
+    parts = {part["name"]: part for part in stored["parts"]}
+    assert parts["upload"]["filename"] == "bytes.bin"
+    assert parts["upload"]["size"] == len(ALL_BYTES)
+    assert parts["upload"]["content_type"] == "application/octet-stream"
+    assert parts["photo"]["filename"] == "p.png"
+    assert parts["note"]["filename"] is None
+    assert ("post", "event", "LEAD_CREATED") in params_of(stored)
+    # The stored body is exactly what was sent, binary file included.
+    assert ALL_BYTES in raw_body(stored)
+    assert stored["event_type"] == "LEAD_CREATED"
+
+
+def test_repeated_and_php_style_parameters_are_kept_as_sent(client, fetch):
+    response = client.post(
+        "/hooks/default?a=1&a=2&items[]=x&items[]=y",
+        data=b"tag=one&tag=two&list[]=p&list[]=q&empty=",
+        content_type="application/x-www-form-urlencoded",
+    )
+    stored = fetch(response.get_json()["id"])
+    assert params_of(stored) == [
+        ("post", "tag", "one"),
+        ("post", "tag", "two"),
+        ("post", "list[]", "p"),
+        ("post", "list[]", "q"),
+        ("post", "empty", ""),
+        ("get", "a", "1"),
+        ("get", "a", "2"),
+        ("get", "items[]", "x"),
+        ("get", "items[]", "y"),
+    ]
+
+
+def test_parameters_follow_the_platform_script_order_post_get_json(client, fetch):
+    # A JSON body under a form content type is not form data; send JSON with
+    # query parameters, and a form with query parameters, and check both orders.
+    response = client.post(
+        "/hooks/default?from=query",
+        data=json.dumps({"event": "LEAD_CREATED", "nested": {"a": [1, 2]}, "n": 3}),
+        content_type="application/json",
+    )
+    stored = fetch(response.get_json()["id"])
+    assert params_of(stored) == [
+        ("get", "from", "query"),
+        ("json", "event", "LEAD_CREATED"),
+        ("json", "nested", '{"a": [1, 2]}'),
+        ("json", "n", "3"),
+    ]
+    response = client.post("/hooks/default?from=query", data={"from": "form"})
+    stored = fetch(response.get_json()["id"])
+    assert params_of(stored) == [("post", "from", "form"), ("get", "from", "query")]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "note"),
+    [
+        ("application/json", b'{"event": "QR_CODE_SCANNED",', "Invalid JSON"),
+        ("application/json", b"", "empty"),
+        ("application/vnd.api+json", b"{nope}", "Invalid JSON"),
+        ("application/json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("application/json", b"\xff\xfe{}", "Invalid JSON"),
+    ],
+)
+def test_bad_json_under_a_json_type_is_recorded_with_the_reason(
+    client, fetch, content_type, body, note
+):
+    response = client.post("/hooks/default", data=body, content_type=content_type)
+    assert response.status_code == 200
+    stored = fetch(response.get_json()["id"])
+    assert note in stored["notes"]["json"]
+    assert raw_body(stored) == body
+
+
+def test_json_body_without_a_json_type_is_still_read(client, fetch):
+    response = client.post("/hooks/default", data=b'{"event": "VOUCHER_EXPIRED"}')
+    stored = fetch(response.get_json()["id"])
+    assert stored["event_type"] == "VOUCHER_EXPIRED"
+    assert stored["notes"] == {}
+
+
+HOSTILE = {
+    "deep json object": ("application/json", b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
+    "10,000 form fields": (
+        "application/x-www-form-urlencoded",
+        "&".join(f"f{i}={i}" for i in range(10_000)).encode(),
+    ),
+    "multipart, no boundary": ("multipart/form-data", b"--x\r\n\r\nhello"),
+    "truncated multipart": (
+        "multipart/form-data; boundary=XyZ",
+        b'--XyZ\r\nContent-Disposition: form-data; name="a"\r\n\r\nvalue-without-end',
+    ),
+    "garbage multipart": ("multipart/form-data; boundary=XyZ", bytes(range(256)) * 10),
+    "json type, binary": ("application/json", bytes(range(256))),
+    "form type, binary": ("application/x-www-form-urlencoded", bytes(range(256))),
+    "malformed content type": (";;;===; boundary", b"a=1"),
+    "empty body": ("application/x-www-form-urlencoded", b""),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_bodies_are_captured_never_a_500(client, fetch, name):
+    content_type, body = HOSTILE[name]
+    response = client.post("/hooks/default", data=body, headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    stored = fetch(response.get_json()["id"])
+    assert raw_body(stored) == body
+
+
+def test_ten_thousand_form_fields_all_become_parameters(client, fetch):
+    body = "&".join(f"f{i}={i}" for i in range(10_000)).encode()
+    response = client.post(
+        "/hooks/default", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    stored = fetch(response.get_json()["id"])
+    assert len(stored["params"]) == 10_000
+    assert stored["params"][-1] == {"source": "post", "name": "f9999", "value": "9999"}
+
+
+def test_huge_header_value_is_kept(client, fetch):
+    value = "v" * 60_000
+    response = client.post("/hooks/default", headers={"X-Huge": value})
+    assert response.status_code == 200
+    stored = fetch(response.get_json()["id"])
+    assert ["X-Huge", value] in stored["headers"]
+
+
+def test_body_over_the_limit_is_413_and_nothing_is_stored(app, client):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    response = client.post("/hooks/default", data=b"x" * 1001)
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+    ok = client.post("/hooks/default", data=b"x" * 1000)
+    assert ok.status_code == 200
+    # The rejected body took no id: the next capture is the first.
+    assert ok.get_json()["id"] == 1
+
+
+def test_chunked_body_over_the_limit_is_413_while_reading(app, client):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+
+    def chunks():
+        for _ in range(20):
+            yield b"y" * 100
+
+    response = client.post(
+        "/hooks/default",
+        input_stream=io.BytesIO(b"".join(chunks())),
+        headers={"Transfer-Encoding": "chunked"},
+        # What gunicorn says of a chunked body: read it to its end.
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+
+
+def test_unknown_inbox_is_404_json(client):
+    response = client.post("/hooks/nobody-here", data={"a": "1"})
+    assert response.status_code == 404
+    assert response.get_json() == {
+        "error": {"code": "unknown_inbox", "message": "No inbox named 'nobody-here'."}
+    }
+
+
+@pytest.mark.parametrize("app_config", [{"RECEIVER_AUTO_CREATE_INBOXES": True}])
+def test_auto_creation_makes_unknown_inboxes(client, fetch):
+    response = client.post("/hooks/acme-prod/QR_CODE_SCANNED", data={"a": "1"})
+    assert response.status_code == 200
+    assert fetch(response.get_json()["id"])["inbox"] == "acme-prod"
+    # Names that would make unreadable URLs are still refused.
+    assert client.post("/hooks/Not%20A%20Slug").status_code == 404
+
+
+@pytest.mark.parametrize("app_config", [{"RECEIVER_INBOX_CAPACITY": 3}])
+def test_a_full_inbox_drops_its_oldest_captures(client):
+    ids = [client.post("/hooks/default", data={"n": str(i)}).get_json()["id"] for i in range(5)]
+    assert client.get(f"/api/captures/{ids[0]}").status_code == 404
+    assert client.get(f"/api/captures/{ids[1]}").status_code == 404
+    for kept in ids[2:]:
+        assert client.get(f"/api/captures/{kept}").status_code == 200
+
+
+def test_received_time_is_utc_with_microseconds(client, fetch):
+    before = datetime.now(UTC)
+    stored = fetch(client.post("/hooks/default").get_json()["id"])
+    received = datetime.fromisoformat(stored["received_at"].replace("Z", "+00:00"))
+    assert stored["received_at"].endswith("Z")
+    assert len(stored["received_at"].split(".")[1]) == 7  # six digits and the Z
+    assert before - timedelta(seconds=1) <= received <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("app_config", "forwarded", "expected"),
+    [
+        ({}, "203.0.113.9", "127.0.0.1"),
+        ({"RECEIVER_TRUSTED_PROXIES": 1}, "198.51.100.1, 203.0.113.9", "203.0.113.9"),
+        ({"RECEIVER_TRUSTED_PROXIES": 2}, "198.51.100.1, 203.0.113.9", "198.51.100.1"),
+    ],
+)
+def test_client_address_comes_through_trusted_proxies_only(client, fetch, forwarded, expected):
+    response = client.post("/hooks/default", headers={"X-Forwarded-For": forwarded})
+    assert fetch(response.get_json()["id"])["remote_addr"] == expected
+
+
+def test_capture_is_logged_like_the_platform_script_with_the_secret_masked(client, caplog):
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    client.post(
+        "/hooks/default/scan?via=query",
+        data={"event": "QR_CODE_SCANNED", "secrettoken": "abc-very-secret", "redirects": "3"},
+    )
+    lines = "\n".join(record.getMessage() for record in caplog.records).splitlines()
+    assert lines[0] == "Fired WebHook"
+    assert lines[1] == "event: QR_CODE_SCANNED"
+    assert lines[2].startswith("secrettoken: [secrettoken:")
+    assert lines[3:] == ["redirects: 3", "via: query"]
+    assert "abc-very-secret" not in caplog.text
+
+
+def test_log_lines_cannot_be_forged_with_newlines(client, caplog):
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    client.post("/hooks/default", data={"name": "x\nFired WebHook\nevent: FAKE"})
+    lines = caplog.records[-1].getMessage().splitlines()
+    assert lines == ["Fired WebHook", "name: x\\nFired WebHook\\nevent: FAKE"]
+
+
+def test_missing_capture_is_a_json_404(client):
+    response = client.get("/api/captures/999")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"

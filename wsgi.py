@@ -1,0 +1,3 @@
+from receiver import create_app
+
+app = create_app()

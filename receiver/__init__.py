@@ -49,13 +49,14 @@ def create_app(test_config: dict | None = None) -> Flask:
         _tune_database(app)
     _wire_logging()
 
-    from . import api, cli, errors, hooks, pages
+    from . import api, cli, errors, hooks, ops, pages
 
     errors.init_app(app)
     cli.init_app(app)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(ops.bp)
     return app
 
 

@@ -1,0 +1,28 @@
+"""Operating endpoints: liveness and readiness for load balancers."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+
+from .errors import error_response
+from .extensions import db
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is up and answering."""
+    return jsonify(ok=True)
+
+
+@bp.get("/readyz")
+def readyz():
+    """The database answers: ready for traffic."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means "not ready"
+        db.session.rollback()
+        return error_response(503, "database_unavailable", f"Database unreachable: {exc}")
+    return jsonify(ok=True)

@@ -1,0 +1,114 @@
+"""The app as the README starts it: gunicorn with gunicorn.conf.py, over real sockets."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+
+
+def raw_request(server, data: bytes) -> bytes:
+    """Send bytes exactly as written (names' case, repeats, chunking) and read the answer."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(data)
+        chunks = []
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_readme_curl_example_is_captured_logged_masked_and_readable(live_server):
+    result = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-d",
+            "event=QR_CODE_SCANNED&secrettoken=abc&redirects=3",
+            f"{live_server.url}/hooks/default/scan",
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    answer = requests.models.complexjson.loads(result.stdout)
+    assert answer["ok"] is True
+    capture_id = answer["id"]
+
+    stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
+    assert stored["event_type"] == "QR_CODE_SCANNED"
+    assert stored["subpath"] == "scan"
+    assert {"source": "post", "name": "redirects", "value": "3"} in stored["params"]
+
+    # The server log shows the platform script's lines, the secret masked.
+    deadline = time.monotonic() + 5
+    while "redirects: 3" not in live_server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = live_server.log()
+    assert "Fired WebHook\nevent: QR_CODE_SCANNED\nsecrettoken: [secrettoken:" in log
+    assert "secrettoken: abc" not in log
+    assert "Capture URL: http://127.0.0.1:" in log
+
+
+def test_headers_keep_their_case_order_and_repeats(live_server):
+    body = b"event=LEAD_CREATED"
+    answer = raw_request(
+        live_server,
+        b"POST /hooks/default/lead HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\n"
+        b"X-GitHub-Event: push\r\n"
+        b"x-lower-case: yes\r\n"
+        b"X-Repeat: one\r\n"
+        b"X-Repeat: two\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Connection: close\r\n\r\n" + body,
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
+    names = [name for name, _value in stored["headers"]]
+    assert names[:4] == ["Host", "X-GitHub-Event", "x-lower-case", "X-Repeat"]
+    assert ["X-Repeat", "one"] in stored["headers"]
+    assert ["X-Repeat", "two"] in stored["headers"]
+    assert names.count("X-Repeat") == 2
+
+
+def test_chunked_body_is_captured_byte_for_byte(live_server):
+    payload = bytes(range(256)) * 8
+    chunks = b"".join(
+        f"{len(payload[i : i + 700]):x}\r\n".encode() + payload[i : i + 700] + b"\r\n"
+        for i in range(0, len(payload), 700)
+    )
+    answer = raw_request(
+        live_server,
+        b"PUT /hooks/default HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+        + chunks
+        + b"0\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
+    assert base64.b64decode(stored["body_base64"]) == payload
+
+
+def test_oversized_body_is_refused_with_413(live_server):
+    too_big = b"x" * (10 * 1024 * 1024 + 1)
+    response = requests.post(f"{live_server.url}/hooks/default", data=too_big, timeout=30)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_default_inbox_and_health_endpoints(live_server):
+    assert requests.get(f"{live_server.url}/healthz", timeout=5).json() == {"ok": True}
+    assert requests.get(f"{live_server.url}/readyz", timeout=5).json() == {"ok": True}
+    assert requests.get(f"{live_server.url}/hooks/default", timeout=5).status_code == 200

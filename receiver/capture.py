@@ -8,6 +8,7 @@ is something to show, not an error of ours.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import zlib
@@ -213,6 +214,16 @@ def _decode(raw: bytes, content_encoding: str, limit: int, notes: dict[str, str]
             notes["encoding"] = f"{coding} body could not be decoded ({exc}); kept as received."
             return raw
         data = out
+    return data
+
+
+def encode(data: bytes, content_encoding: str) -> bytes:
+    """Apply a Content-Encoding list again (the inverse of decoding it)."""
+    for coding in (c.strip().lower() for c in content_encoding.split(",")):
+        if coding in ("gzip", "x-gzip"):
+            data = gzip.compress(data)
+        elif coding == "deflate":
+            data = zlib.compress(data)
     return data
 
 

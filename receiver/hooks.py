@@ -7,11 +7,9 @@ it everywhere) → storage (one transaction) and is answered at once.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
-import zlib
 from dataclasses import asdict
 from datetime import UTC, timedelta
 
@@ -19,7 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from . import catalog, storage
-from .capture import Reading, fired_webhook_lines, read_request
+from .capture import Reading, encode, fired_webhook_lines, read_request
 from .errors import error_response, handle_http_error
 from .extensions import csrf
 from .verification import Redactor, Verdict, received_secrets, verify
@@ -145,10 +143,7 @@ def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[st
     masked = redactor.data(decoded)
     if masked == decoded:
         return redactor.data(raw), {}
-    if "gzip" in reading.content_encoding.lower():
-        data = gzip.compress(masked)
-    else:
-        data = zlib.compress(masked)
+    data = encode(masked, reading.content_encoding)
     note = "The decoded body carried the secrettoken: stored re-compressed with it masked."
     return data, {"redaction": note}
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import load_only
 
 from .extensions import db
 from .models import Capture, CaptureCount, ExpectedSecret, Inbox
@@ -158,3 +159,64 @@ def inbox_totals() -> dict[int, int]:
         select(counts.c.inbox_id, func.sum(counts.c.n)).group_by(counts.c.inbox_id)
     )
     return {inbox_id: int(n) for inbox_id, n in rows}
+
+
+PAGE_SIZE = 50
+# What a list row shows; bodies and headers stay in the database.
+LIST_COLUMNS = (
+    "id",
+    "received_at",
+    "method",
+    "event_type",
+    "code",
+    "user",
+    "verdict",
+    "secret_label",
+    "content_length",
+    "rejected",
+    "finding_count",
+    "duplicate_of",
+)
+
+
+def list_captures(
+    inbox_id: int,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    event: str = "",
+    verdict: str = "",
+    method: str = "",
+    q: str = "",
+    limit: int = PAGE_SIZE,
+) -> list[Capture]:
+    """Newest first, by id cursor (`before` for older pages, `after` for new
+    arrivals): never OFFSET, so deep pages cost what the first one does."""
+    stmt = (
+        select(Capture)
+        .options(load_only(*(getattr(Capture, name) for name in LIST_COLUMNS)))
+        .where(Capture.inbox_id == inbox_id)
+    )
+    if before is not None:
+        stmt = stmt.where(Capture.id < before)
+    if after is not None:
+        stmt = stmt.where(Capture.id > after)
+    if event:
+        stmt = stmt.where(Capture.event_type == event)
+    if verdict:
+        stmt = stmt.where(Capture.verdict == verdict)
+    if method:
+        stmt = stmt.where(Capture.method == method.upper())
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            Capture.params.ilike(pattern, escape="\\") | Capture.path.ilike(pattern, escape="\\")
+        )
+    stmt = stmt.order_by(Capture.id.desc()).limit(limit)
+    return list(db.session.execute(stmt).scalars())
+
+
+def newest_id(inbox_id: int) -> int:
+    return db.session.execute(
+        select(func.coalesce(func.max(captures.c.id), 0)).where(captures.c.inbox_id == inbox_id)
+    ).scalar()

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus
 
 SECRET_PARAM = "secrettoken"
 
@@ -106,41 +104,80 @@ def verify(key: str, values: dict[str, list[str]], expected: list[Expected]) -> 
 
 
 class Redactor:
-    """Replaces every form of the received secrets (plain, URL-encoded,
-    JSON-escaped) in bytes and text, longest forms first."""
+    """Replaces a received secret wherever it appears, however it was encoded.
+
+    Senders spell the same value many ways: percent-encoding with either hex
+    case and any choice of safe characters, `+` for spaces, JSON's `\\uXXXX`
+    and `\\/` escapes, UTF-8 read as latin-1 by a WSGI server. One pattern per
+    secret accepts every spelling of every character, so no spelling survives.
+    """
 
     def __init__(self, key: str, secrets: list[str]):
-        pairs: dict[str, str] = {}
-        for secret in secrets:
-            replacement = mask(key, secret)
-            for form in _encodings(secret):
-                pairs.setdefault(form, replacement)
-        self._text = sorted(pairs.items(), key=lambda item: -len(item[0]))
-        self._bytes = [(a.encode(), b.encode()) for a, b in self._text]
+        # Longest secrets first, so one that contains another is masked whole.
+        ordered = sorted(secrets, key=len, reverse=True)
+        self._text = [(_text_pattern(s), mask(key, s)) for s in ordered]
+        self._bytes = [(_bytes_pattern(s), mask(key, s).encode()) for s in ordered]
 
     def __bool__(self) -> bool:
         return bool(self._text)
 
     def text(self, value: str) -> str:
-        for form, replacement in self._text:
-            if form in value:
-                value = value.replace(form, replacement)
+        for pattern, replacement in self._text:
+            value = pattern.sub(replacement, value)
         return value
 
     def data(self, value: bytes) -> bytes:
-        for form, replacement in self._bytes:
-            if form in value:
-                value = value.replace(form, replacement)
+        for pattern, replacement in self._bytes:
+            value = pattern.sub(replacement, value)
         return value
 
 
-def _encodings(secret: str) -> set[str]:
-    forms = {secret, quote_plus(secret), quote(secret, safe=""), quote(secret)}
-    forms.add(json.dumps(secret)[1:-1])
-    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-    # Percent-encoding is case-insensitive and some senders use lower-case hex.
-    forms |= {_PERCENT.sub(lambda m: m.group(0).lower(), form) for form in forms}
-    return {form for form in forms if form}
+_SHORT_JSON_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
 
 
-_PERCENT = re.compile(r"%[0-9A-F]{2}")
+def _hex(byte: int) -> str:
+    """A regex for one byte's two hex digits, in either case."""
+    return "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{byte:02X}")
+
+
+def _spellings(char: str) -> list[str]:
+    """Regexes (as text) for every way one character of a secret may be sent."""
+    utf8 = char.encode("utf-8")
+    forms = [re.escape(char)]
+    forms.append("".join("%" + _hex(b) for b in utf8))
+    if char == " ":
+        forms.append(r"\+")
+    if char in _SHORT_JSON_ESCAPES:
+        forms.append(re.escape(_SHORT_JSON_ESCAPES[char]))
+    units = char.encode("utf-16-be")
+    forms.append(
+        "".join(r"\\[uU]" + _hex(units[i]) + _hex(units[i + 1]) for i in range(0, len(units), 2))
+    )
+    if len(utf8) > 1:
+        forms.append(re.escape(utf8.decode("latin-1")))  # UTF-8 read as latin-1
+        if ord(char) < 256:
+            forms.append("%" + _hex(ord(char)))  # latin-1, percent-encoded
+    return forms
+
+
+def _text_pattern(secret: str) -> re.Pattern[str]:
+    return re.compile("".join("(?:" + "|".join(_spellings(c)) + ")" for c in secret))
+
+
+def _bytes_pattern(secret: str) -> re.Pattern[bytes]:
+    parts = []
+    for char in secret:
+        forms = [form.encode("utf-8") for form in _spellings(char)]
+        if ord(char) < 256:
+            forms.append(re.escape(char.encode("latin-1")))  # a latin-1 body
+        parts.append(b"(?:" + b"|".join(forms) + b")")
+    return re.compile(b"".join(parts))

@@ -1,0 +1,123 @@
+// Small behaviours htmx does not cover: copy buttons, pausing the live list,
+// relative times, the live-connection indicator and the selected row.
+(function () {
+  "use strict";
+
+  function copyText(text, button) {
+    function done() {
+      var label = button.textContent;
+      button.classList.add("copied");
+      button.textContent = "Copied";
+      setTimeout(function () {
+        button.classList.remove("copied");
+        button.textContent = label;
+      }, 1200);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallback(text); done(); });
+    } else {
+      fallback(text);
+      done();
+    }
+  }
+
+  function fallback(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } catch (e) { /* nothing else to try */ }
+    document.body.removeChild(area);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button.copy");
+    if (!button) return;
+    var text = button.dataset.copy;
+    if (text === undefined && button.dataset.copyFrom) {
+      var source = document.querySelector(button.dataset.copyFrom);
+      text = source ? source.textContent : "";
+    }
+    copyText(text || "", button);
+  });
+
+  function paused() {
+    var box = document.getElementById("pause");
+    return !!(box && box.checked);
+  }
+
+  function setStatus(state) {
+    var status = document.getElementById("live-status");
+    if (!status) return;
+    status.classList.remove("paused", "offline");
+    if (state !== "live") status.classList.add(state);
+    status.textContent = state;
+  }
+
+  // While paused, the live fetch of new rows is skipped; the cursor stays put,
+  // so resuming fetches everything that arrived meanwhile.
+  document.addEventListener("htmx:confirm", function (event) {
+    if (event.target.id === "live" && paused()) event.preventDefault();
+  });
+
+  document.addEventListener("change", function (event) {
+    if (event.target.id !== "pause") return;
+    setStatus(paused() ? "paused" : "live");
+    if (!paused()) {
+      var live = document.getElementById("live");
+      if (live) htmx.trigger(live, "sse:capture");
+    }
+  });
+
+  document.addEventListener("htmx:sseOpen", function () { setStatus(paused() ? "paused" : "live"); });
+  document.addEventListener("htmx:sseError", function () { setStatus("offline"); });
+
+  // A failed fragment request says so instead of leaving the page silently stale.
+  function flash(message) {
+    var box = document.getElementById("flash");
+    if (!box) return;
+    box.textContent = message;
+    box.hidden = false;
+    clearTimeout(flash.timer);
+    flash.timer = setTimeout(function () { box.hidden = true; }, 5000);
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var message = xhr.status + " " + xhr.statusText;
+    try { message = JSON.parse(xhr.responseText).error.message; } catch (e) { /* HTML answer */ }
+    flash("Request failed: " + message);
+  });
+  document.addEventListener("htmx:sendError", function () { flash("The server cannot be reached."); });
+
+  function ago(iso) {
+    var seconds = Math.floor((Date.now() - Date.parse(iso)) / 1000);
+    if (seconds < 5) return "just now";
+    if (seconds >= 86400) return Math.floor(seconds / 86400) + " d ago";
+    if (seconds >= 3600) return Math.floor(seconds / 3600) + " h ago";
+    if (seconds >= 60) return Math.floor(seconds / 60) + " min ago";
+    return seconds + " s ago";
+  }
+
+  function refreshTimes() {
+    document.querySelectorAll("time[data-ago]").forEach(function (el) {
+      el.textContent = ago(el.getAttribute("datetime"));
+    });
+    document.querySelectorAll("[data-ago-of]").forEach(function (el) {
+      el.textContent = ago(el.getAttribute("data-ago-of"));
+    });
+  }
+  setInterval(refreshTimes, 10000);
+
+  function markSelected() {
+    var detail = document.querySelector(".capture-detail");
+    var id = detail ? detail.dataset.captureId : null;
+    document.querySelectorAll(".capture-row").forEach(function (row) {
+      row.classList.toggle("selected", row.dataset.captureId === id);
+    });
+  }
+  document.addEventListener("htmx:afterSettle", markSelected);
+  document.addEventListener("DOMContentLoaded", markSelected);
+})();

@@ -1,0 +1,236 @@
+"""How a stored capture is shown: body views, the event in its own terms,
+copy-as-cURL. Pure functions over stored data; templates do the markup."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from . import catalog
+from .capture import body_text, read_body
+from .models import Capture
+
+HEX_PREVIEW_BYTES = 4096
+TEXT_PREVIEW_CHARS = 200_000
+CURL_BODY_LIMIT = 256 * 1024
+
+# Headers curl sets itself, or that describe one connection rather than the request.
+NOT_REPLAYED = {
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+    "expect",
+}
+
+
+def aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC)
+
+
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    seconds = int(((now or datetime.now(UTC)) - aware(moment)).total_seconds())
+    if seconds < 5:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024 / 1024:.1f} MiB"
+
+
+@dataclass
+class BodyView:
+    kind: str  # "empty", "json", "text", "binary"
+    shown: str = ""
+    truncated: bool = False
+    encoding_note: str = ""
+
+
+def body_view(capture: Capture) -> BodyView:
+    data = capture.body
+    if not data:
+        return BodyView("empty")
+    decoded = _decoded_body(capture)
+    text = body_text(decoded)
+    if text is not None and capture.detail.get("json"):
+        try:
+            pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            return _text_view("json", pretty)
+        except (ValueError, RecursionError):
+            pass
+    if text is not None and _mostly_printable(text):
+        return _text_view("text", text)
+    return BodyView(
+        "binary", hexdump(decoded[:HEX_PREVIEW_BYTES]), len(decoded) > HEX_PREVIEW_BYTES
+    )
+
+
+def _text_view(kind: str, text: str) -> BodyView:
+    if len(text) > TEXT_PREVIEW_CHARS:
+        return BodyView(kind, text[:TEXT_PREVIEW_CHARS], truncated=True)
+    return BodyView(kind, text)
+
+
+def _mostly_printable(text: str) -> bool:
+    sample = text[:4096]
+    odd = sum(1 for c in sample if not c.isprintable() and c not in "\r\n\t")
+    return odd <= len(sample) // 100
+
+
+def hexdump(data: bytes) -> str:
+    lines = []
+    for offset in range(0, len(data), 16):
+        chunk = data[offset : offset + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        chars = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{offset:08x}  {hexes:<47}  {chars}")
+    return "\n".join(lines)
+
+
+def _decoded_body(capture: Capture) -> bytes:
+    return read_body(
+        capture.body,
+        capture.content_type,
+        _header(capture, "content-encoding"),
+        limit=len(capture.body) * 20 + 1024,
+    ).decoded
+
+
+def part_bytes(capture: Capture, index: int) -> bytes | None:
+    """A multipart file's bytes, read again from the stored body."""
+    body = read_body(
+        capture.body,
+        capture.content_type,
+        _header(capture, "content-encoding"),
+        limit=len(capture.body) * 20 + 1024,
+    )
+    if index in body.files:
+        return body.files[index]
+    for part in body.parts:
+        if part.index == index and part.filename is None:
+            return dict(body.form).get(part.name, "").encode()
+    return None
+
+
+def _header(capture: Capture, name: str) -> str:
+    for header, value in capture.header_list:
+        if header.lower() == name:
+            return value
+    return ""
+
+
+@dataclass
+class EventView:
+    """The delivery in the platform's own terms."""
+
+    event: catalog.Event | None
+    fields: list[tuple[catalog.Param, str]] = field(default_factory=list)
+    location: tuple[float, float] | None = None
+    map_url: str = ""
+    download_expires: datetime | None = None
+    download_expired: bool = False
+    timestamp: catalog.TimestampReading | None = None
+
+
+def event_view(capture: Capture) -> EventView:
+    values: dict[str, list[str]] = {}
+    for _source, name, value in capture.param_list:
+        values.setdefault(name, []).append(value)
+    event = catalog.EVENTS.get(capture.event_type)
+    view = EventView(event)
+    if values.get("timestamp"):
+        view.timestamp = catalog.parse_timestamp(values["timestamp"][0])
+    if event is None:
+        return view
+    for param in event.params:
+        if param.name in values:
+            view.fields.append((param, values[param.name][0]))
+    view.location = catalog.location(values)
+    if view.location:
+        lat, lng = view.location
+        view.map_url = f"https://www.openstreetmap.org/?mlat={lat}&mlon={lng}#map=15/{lat}/{lng}"
+    if event.name == "JOB_FINISHED" and values.get("timestamp"):
+        view.download_expires = catalog.download_expiry(values["timestamp"][0])
+        if view.download_expires:
+            view.download_expired = view.download_expires <= datetime.now(UTC)
+    return view
+
+
+def curl_command(capture: Capture, base_url: str) -> str:
+    """A shell command (bash) that sends the same request again, body byte for byte."""
+    url = base_url.rstrip("/") + capture.path
+    if capture.query_string:
+        url += "?" + capture.query_string.decode("latin-1")
+    parts = ["curl"]
+    if capture.method == "HEAD":
+        parts.append("--head")
+    elif capture.method != "GET" or capture.body:
+        parts += ["-X", capture.method]
+    parts.append(shlex.quote(url))
+    sent = {name.lower() for name, _value in capture.header_list}
+    for name, value in capture.header_list:
+        if name.lower() not in NOT_REPLAYED:
+            parts += ["-H", _quote(f"{name}: {value}")]
+    # Without these, curl adds its own and the capture would differ.
+    for default in ("User-Agent", "Accept"):
+        if default.lower() not in sent:
+            parts += ["-H", shlex.quote(f"{default}:")]
+    body = capture.body
+    if not body:
+        return " ".join(parts)
+    text = body.decode("latin-1")
+    if _PLAIN.match(text) and not text.startswith("@"):
+        return " ".join([*parts, "--data-binary", shlex.quote(text)])
+    # NUL bytes cannot be passed as an argument, and a leading @ names a file
+    # to curl: such bodies go through printf's escapes on standard input.
+    return f"printf {_printf_format(body)} | " + " ".join([*parts, "--data-binary", "@-"])
+
+
+_PLAIN = re.compile(r"^[\x20-\x7e]*$")
+
+
+def _quote(text: str) -> str:
+    if _PLAIN.match(text):
+        return shlex.quote(text)
+    out = []
+    for byte in text.encode():
+        if byte in (0x27, 0x5C):  # ' and \
+            out.append("\\" + chr(byte))
+        elif 32 <= byte < 127:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "$'" + "".join(out) + "'"
+
+
+def _printf_format(data: bytes) -> str:
+    """A single-quoted printf format that prints exactly `data`."""
+    out = []
+    for byte in data:
+        if byte == 0x27:  # '
+            out.append("'\\''")
+        elif byte == 0x25:  # %
+            out.append("%%")
+        elif byte == 0x5C:  # \
+            out.append("\\\\")
+        elif 32 <= byte < 127:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "'" + "".join(out) + "'"

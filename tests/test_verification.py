@@ -1,0 +1,747 @@
+"""Verification of the secrettoken: verdicts, enforce mode, fingerprints and redaction.
+
+The platform sends the user's full API key in clear with every delivery. These tests
+hold the receiver to PRODUCT.md: the key is checked against keyed hashes, and only a
+mask and a fingerprint of it are ever kept or shown, in any form it can arrive in.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import json
+import logging
+import sqlite3
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from receiver.catalog import EVENTS, sample_delivery
+
+KEY = "qrp_live_8f2K9xYz3Lm7Qw1R"
+OTHER_KEY = "qrp_live_Zt4Hn6Vb0Pq2Ws8E"
+WRONG_KEY = "qrp_live_WRONGwrongWRONG1"
+
+# Secrets that survive no encoding unchanged: URL-special, JSON-special, non-ASCII.
+SECRETS = {
+    "plain": KEY,
+    "url-special": "k3y/with+plus&amp=and space",
+    "json-special": 'quote"back\\slash',
+    "unicode": "clé✓",
+    # Characters that common encoders disagree on: some leave them, some percent-encode.
+    "symbols": "tok!en*with~(parens)'q",
+}
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+# --- helpers ---
+
+
+def add_secret(runner, label: str, secret: str, user: str | None = None, inbox="default"):
+    args = ["inbox", "add-secret", inbox, "--label", label, "--secret", secret]
+    if user is not None:
+        args += ["--user", user]
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def listed_secrets(runner, inbox="default") -> dict[str, tuple[str, str]]:
+    """`inbox secrets` output as {label: (fingerprint, user column)}."""
+    result = runner.invoke(args=["inbox", "secrets", inbox])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.output.splitlines() if line.strip()]
+    return {label: (fp, user) for _id, label, fp, user in rows}
+
+
+def enforce(runner, mode: str, inbox="default"):
+    result = runner.invoke(args=["inbox", "enforce", inbox, mode])
+    assert result.exit_code == 0, result.output
+
+
+def capture_id(response) -> int:
+    return int(response.headers["X-Capture-Id"])
+
+
+def post_form(client, params, path="/hooks/default"):
+    return client.post(path, data=urlencode(params), content_type=FORM_TYPE)
+
+
+def delivery(**changes) -> list[tuple[str, str]]:
+    """A QR_CODE_SCANNED sample delivery, now, with `changes` (None drops a parameter)."""
+    params = dict(sample_delivery("QR_CODE_SCANNED", now=datetime.now(UTC)))
+    for name, value in changes.items():
+        if value is None:
+            params.pop(name, None)
+        else:
+            params[name] = value
+    return list(params.items())
+
+
+def problems(document) -> list[dict]:
+    return [f for f in document["findings"] if f["level"] in ("error", "warning")]
+
+
+def database_bytes(database_url: str) -> bytes:
+    """Everything the database holds, as bytes: the SQLite file and its WAL, raw."""
+    if database_url.startswith("sqlite:///"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        data = path.read_bytes()
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists():
+            data += wal.read_bytes()
+        return data
+    # Another database (TEST_DATABASE_URL): every value of every row, as text.
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            chunks = []
+            for table in inspect(conn).get_table_names():
+                for row in conn.execute(text(f"SELECT * FROM {table}")):
+                    for value in row:
+                        chunks.append(value if isinstance(value, bytes) else str(value).encode())
+            return b"\n".join(chunks)
+    finally:
+        engine.dispose()
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Ways a sender or a store may spell the secret, each of which gives it away."""
+    forms = {
+        secret,
+        quote_plus(secret),
+        quote(secret, safe=""),
+        quote(secret),
+        # Werkzeug's (and many clients') form encoding: '/' and a few more left as is.
+        quote_plus(secret, safe="!$'()*,/:;?@"),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        # PHP's json_encode escapes '/' by default.
+        json.dumps(secret)[1:-1].replace("/", "\\/"),
+        # UTF-8 bytes read as latin-1, as WSGI hands over a header value.
+        secret.encode().decode("latin-1"),
+    }
+    forms |= {form.lower() for form in forms if "%" in form}
+    return forms
+
+
+def recovered_strings(document) -> list[str]:
+    """Every value a reader of the API document can get back by ordinary decoding."""
+    out: list[str] = [document["path"], document["subpath"], document["content_type"]]
+    for name, value in document["headers"]:
+        out += [name, value]
+        # A header's UTF-8 bytes, as a WSGI server hands them over (latin-1).
+        with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+            out.append(value.encode("latin-1").decode("utf-8"))
+    query = document["query_string"]
+    out += [value for pair in parse_qsl(query, keep_blank_values=True) for value in pair]
+    body = base64.b64decode(document["body_base64"])
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    body_text = body.decode("utf-8", errors="replace")
+    out.append(body_text)
+    out += [value for pair in parse_qsl(body_text, keep_blank_values=True) for value in pair]
+    with contextlib.suppress(ValueError):
+        out.append(json.dumps(json.loads(body_text), ensure_ascii=False))
+    for param in document["params"]:
+        out += [param["name"], param["value"]]
+    return out
+
+
+def assert_secret_hidden(secret: str, document, database_url: str, log_text: str):
+    """The secret, in any spelling, is in none of: the API answer, the database, the log."""
+    forms = secret_forms(secret)
+    answer_texts = [json.dumps(document), json.dumps(document, ensure_ascii=False)]
+    for form in forms:
+        for answer in answer_texts:
+            assert form not in answer, f"API answer holds {form!r}"
+        assert form not in log_text, f"log holds {form!r}"
+    for value in recovered_strings(document):
+        assert secret not in value, f"the secret can be read back from {value[:200]!r}"
+    stored = database_bytes(database_url)
+    for form in forms:
+        assert form.encode() not in stored, f"database holds {form!r}"
+
+
+# --- expected secrets are stored as keyed hashes only ---
+
+
+def test_added_secrets_are_stored_as_keyed_hashes_only(runner, database_url):
+    add_secret(runner, "prod", KEY)
+    add_secret(runner, "alice-key", OTHER_KEY, user="alice")
+    path = database_url.removeprefix("sqlite:///")
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute(
+                "SELECT label, user, digest, fingerprint FROM expected_secret ORDER BY id"
+            ).fetchall()
+        assert [(label, user) for label, user, _d, _f in rows] == [
+            ("prod", None),
+            ("alice-key", "alice"),
+        ]
+        for _label, _user, digest, fingerprint in rows:
+            assert len(digest) == 64 and int(digest, 16) >= 0
+            for value in (digest, fingerprint):
+                assert KEY not in value and OTHER_KEY not in value
+    stored = database_bytes(database_url)
+    for secret in (KEY, OTHER_KEY):
+        for form in secret_forms(secret):
+            assert form.encode() not in stored
+
+
+def test_add_secret_and_secrets_list_show_the_fingerprint_never_the_key(runner):
+    added = add_secret(runner, "prod", KEY)
+    assert KEY not in added.output
+    add_secret(runner, "alice-key", OTHER_KEY, user="alice")
+    listed = listed_secrets(runner)
+    assert list(listed) == ["prod", "alice-key"]
+    assert listed["prod"][1] == "(any user)"
+    assert listed["alice-key"][1] == "alice"
+    assert listed["prod"][0] in added.output
+    assert listed["prod"][0] != listed["alice-key"][0]
+    output = runner.invoke(args=["inbox", "secrets", "default"]).output
+    assert KEY not in output and OTHER_KEY not in output
+
+
+# --- verdicts ---
+
+VERDICT_CASES = {
+    "no secrets configured": ([], {"secrettoken": KEY}, "not_configured", None),
+    "no secrets, none sent": ([], {"secrettoken": None}, "not_configured", None),
+    "right key": ([("prod", KEY, None)], {}, "verified", "prod"),
+    "wrong key": ([("prod", KEY, None)], {"secrettoken": WRONG_KEY}, "mismatch", None),
+    "no secrettoken": ([("prod", KEY, None)], {"secrettoken": None}, "missing", None),
+    "empty secrettoken": ([("prod", KEY, None)], {"secrettoken": ""}, "missing", None),
+    "rotation, old key": (
+        [("old", KEY, None), ("new", OTHER_KEY, None)],
+        {"secrettoken": KEY},
+        "verified",
+        "old",
+    ),
+    "rotation, new key": (
+        [("old", KEY, None), ("new", OTHER_KEY, None)],
+        {"secrettoken": OTHER_KEY},
+        "verified",
+        "new",
+    ),
+    "rotation, neither key": (
+        [("old", KEY, None), ("new", OTHER_KEY, None)],
+        {"secrettoken": WRONG_KEY},
+        "mismatch",
+        None,
+    ),
+    "user-tied key, its user": (
+        [("alice-key", KEY, "alice")],
+        {"user": "alice"},
+        "verified",
+        "alice-key",
+    ),
+    "user-tied key, another user": (
+        [("alice-key", KEY, "alice")],
+        {"user": "bob"},
+        "mismatch",
+        None,
+    ),
+    "user-tied key, no user": (
+        [("alice-key", KEY, "alice")],
+        {"user": None},
+        "mismatch",
+        None,
+    ),
+    "user-tied and open keys, other user uses the open one": (
+        [("alice-key", KEY, "alice"), ("shared", OTHER_KEY, None)],
+        {"user": "bob", "secrettoken": OTHER_KEY},
+        "verified",
+        "shared",
+    ),
+    "user-tied and open keys, other user uses alice's": (
+        [("alice-key", KEY, "alice"), ("shared", OTHER_KEY, None)],
+        {"user": "bob", "secrettoken": KEY},
+        "mismatch",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(VERDICT_CASES))
+def test_each_capture_gets_a_verdict(runner, client, fetch, case):
+    secrets, changes, verdict, label = VERDICT_CASES[case]
+    for secret_label, secret, user in secrets:
+        add_secret(runner, secret_label, secret, user=user)
+    params = delivery(**{"secrettoken": KEY, **changes})
+    response = post_form(client, params)
+    assert response.status_code == 200
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == verdict
+    assert document["secret"]["label"] == label
+    assert document["rejected"] is False
+    sent = dict(params).get("secrettoken")
+    if sent:
+        # A fingerprint says which key was used, whatever the verdict.
+        assert document["secret"]["fingerprint"]
+        assert sent not in json.dumps(document)
+    else:
+        assert document["secret"]["fingerprint"] is None
+
+
+# --- enforce mode ---
+
+
+@pytest.mark.parametrize(
+    ("changes", "verdict"),
+    [
+        ({"secrettoken": WRONG_KEY}, "mismatch"),
+        ({"secrettoken": None}, "missing"),
+        ({"secrettoken": ""}, "missing"),
+        ({"user": "bob"}, "mismatch"),
+    ],
+)
+def test_enforce_mode_answers_401_without_a_hint_and_records_the_capture(
+    runner, client, fetch, changes, verdict
+):
+    add_secret(runner, "prod", KEY, user="alice")
+    fingerprint = listed_secrets(runner)["prod"][0]
+    enforce(runner, "on")
+    response = post_form(client, delivery(**{"secrettoken": KEY, "user": "alice", **changes}))
+
+    assert response.status_code == 401
+    answer = response.get_json()
+    assert set(answer) == {"error"}
+    assert answer["error"]["code"] == "secret_rejected"
+    everything = response.get_data(as_text=True) + json.dumps(dict(response.headers))
+    tag = fingerprint.split("…")[-1]
+    for hint in (KEY, fingerprint, tag, quote_plus(KEY)):
+        assert hint not in everything
+
+    document = fetch(capture_id(response))
+    assert document["rejected"] is True
+    assert document["secret"]["verdict"] == verdict
+    assert document["event_type"] == "QR_CODE_SCANNED"
+
+
+def test_enforce_mode_still_accepts_the_right_key(runner, client, fetch):
+    add_secret(runner, "prod", KEY)
+    add_secret(runner, "next", OTHER_KEY)
+    enforce(runner, "on")
+    for secret, label in ((KEY, "prod"), (OTHER_KEY, "next")):
+        response = post_form(client, delivery(secrettoken=secret))
+        assert response.status_code == 200
+        assert response.get_json()["ok"] is True
+        document = fetch(capture_id(response))
+        assert document["rejected"] is False
+        assert document["secret"] == {
+            "verdict": "verified",
+            "label": label,
+            "fingerprint": listed_secrets(runner)[label][0],
+        }
+
+
+def test_enforce_off_accepts_a_wrong_key_and_shows_the_mismatch(runner, client, fetch):
+    add_secret(runner, "prod", KEY)
+    enforce(runner, "on")
+    assert post_form(client, delivery(secrettoken=WRONG_KEY)).status_code == 401
+    enforce(runner, "off")
+    response = post_form(client, delivery(secrettoken=WRONG_KEY))
+    assert response.status_code == 200
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "mismatch"
+    assert document["rejected"] is False
+
+
+def test_inbox_list_shows_the_mode(runner):
+    enforce(runner, "on")
+    assert "default\t0 captures\tenforce" in runner.invoke(args=["inbox", "list"]).output
+    enforce(runner, "off")
+    assert "default\t0 captures\tinspect" in runner.invoke(args=["inbox", "list"]).output
+
+
+# --- realistic deliveries of every documented event ---
+
+
+def send_form(client, params):
+    return client.post("/hooks/default", data=urlencode(params), content_type=FORM_TYPE)
+
+
+def send_json(client, params):
+    return client.post(
+        "/hooks/default", data=json.dumps(dict(params)), content_type="application/json"
+    )
+
+
+def send_query(client, params):
+    return client.post("/hooks/default?" + urlencode(params), data=b"")
+
+
+SENDERS = {"form": send_form, "json": send_json, "query": send_query}
+
+
+@pytest.mark.parametrize("label", ["prod", "next"])
+@pytest.mark.parametrize("how", list(SENDERS))
+@pytest.mark.parametrize("event", list(EVENTS))
+def test_every_event_delivered_every_way_verifies_and_hides_the_key(
+    runner, client, fetch, event, how, label
+):
+    add_secret(runner, "prod", KEY)
+    add_secret(runner, "next", OTHER_KEY)
+    secret = {"prod": KEY, "next": OTHER_KEY}[label]
+    params = [
+        (name, secret if name == "secrettoken" else value)
+        for name, value in sample_delivery(event, now=datetime.now(UTC))
+    ]
+    response = SENDERS[how](client, params)
+    assert response.status_code == 200
+    document = fetch(capture_id(response))
+
+    assert document["event_type"] == event
+    assert problems(document) == []
+    assert document["secret"]["verdict"] == "verified"
+    assert document["secret"]["label"] == label
+    assert secret not in json.dumps(document)
+    assert secret not in json.dumps(document, ensure_ascii=False)
+    assert document["secret"]["fingerprint"] == listed_secrets(runner)[label][0]
+    # Everything else arrived as sent.
+    received = {p["name"]: p["value"] for p in document["params"]}
+    for name, value in params:
+        if name != "secrettoken":
+            assert received[name] == value
+    assert received["secrettoken"].startswith("[secrettoken:")
+
+
+# --- redaction, whatever form the secret arrives in ---
+
+
+def carrier_form_urlencode(client, secret):
+    """Python's urlencode (requests, most HTTP libraries)."""
+    return client.post(
+        "/hooks/default",
+        data=urlencode(delivery(secrettoken=secret)),
+        content_type=FORM_TYPE,
+    )
+
+
+def carrier_form_client_encoding(client, secret):
+    """The form encoding of Werkzeug's client (and Flask's test client): '/' kept as is."""
+    return client.post("/hooks/default", data=dict(delivery(secrettoken=secret)))
+
+
+def carrier_form_rfc3986(client, secret):
+    """Every reserved character percent-encoded, space as %20 (curl --data-urlencode)."""
+    body = "&".join(
+        f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in delivery(secrettoken=None)
+    )
+    body += "&secrettoken=" + quote(secret, safe="")
+    return client.post("/hooks/default", data=body, content_type=FORM_TYPE)
+
+
+def carrier_form_browser(client, secret):
+    """A browser form or JavaScript's URLSearchParams: only '*-._' kept, space as '+'."""
+    params = delivery(secrettoken=secret)
+    body = "&".join(f"{quote_plus(n, safe='*')}={quote_plus(v, safe='*')}" for n, v in params)
+    body = body.replace("~", "%7E")
+    return client.post("/hooks/default", data=body, content_type=FORM_TYPE)
+
+
+def carrier_form_php(client, secret):
+    """PHP's http_build_query (urlencode): everything but '-_.' encoded, '~' too."""
+    params = delivery(secrettoken=secret)
+    body = urlencode(params).replace("~", "%7E")
+    return client.post("/hooks/default", data=body, content_type=FORM_TYPE)
+
+
+def carrier_query_urlencode(client, secret):
+    return client.post("/hooks/default?" + urlencode(delivery(secrettoken=secret)), data=b"")
+
+
+def carrier_query_client_encoding(client, secret):
+    return client.post("/hooks/default", query_string=dict(delivery(secrettoken=secret)))
+
+
+def carrier_json_ascii(client, secret):
+    body = json.dumps(dict(delivery(secrettoken=secret)))
+    return client.post("/hooks/default", data=body, content_type="application/json")
+
+
+def carrier_json_utf8(client, secret):
+    body = json.dumps(dict(delivery(secrettoken=secret)), ensure_ascii=False).encode()
+    return client.post("/hooks/default", data=body, content_type="application/json")
+
+
+def carrier_json_php(client, secret):
+    """PHP's json_encode: '/' escaped as '\\/' (the platform's own language)."""
+    body = json.dumps(dict(delivery(secrettoken=secret))).replace("/", "\\/")
+    return client.post("/hooks/default", data=body, content_type="application/json")
+
+
+def carrier_header(client, secret):
+    # A WSGI server hands a header's bytes over as latin-1: send the UTF-8 bytes that way.
+    return client.post(
+        "/hooks/default",
+        data=urlencode(delivery(secrettoken=secret)),
+        content_type=FORM_TYPE,
+        headers={"X-Echo": secret.encode().decode("latin-1")},
+    )
+
+
+def carrier_gzip_form(client, secret):
+    return client.post(
+        "/hooks/default",
+        data=gzip.compress(urlencode(delivery(secrettoken=secret)).encode()),
+        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
+    )
+
+
+def carrier_multipart(client, secret):
+    return client.post(
+        "/hooks/default",
+        data=dict(delivery(secrettoken=secret)),
+        content_type="multipart/form-data",
+    )
+
+
+CARRIERS = {
+    "form, urlencode": carrier_form_urlencode,
+    "form, test-client encoding": carrier_form_client_encoding,
+    "form, RFC 3986": carrier_form_rfc3986,
+    "form, browser": carrier_form_browser,
+    "form, PHP": carrier_form_php,
+    "query, urlencode": carrier_query_urlencode,
+    "query, test-client encoding": carrier_query_client_encoding,
+    "json, ASCII escapes": carrier_json_ascii,
+    "json, UTF-8": carrier_json_utf8,
+    "json, PHP escaped slashes": carrier_json_php,
+    "header X-Echo": carrier_header,
+    "gzip form": carrier_gzip_form,
+    "multipart field": carrier_multipart,
+}
+
+
+@pytest.mark.parametrize("carrier", list(CARRIERS))
+@pytest.mark.parametrize("kind", list(SECRETS))
+def test_received_secret_is_verified_and_never_kept(
+    runner, client, fetch, database_url, caplog, kind, carrier
+):
+    secret = SECRETS[kind]
+    add_secret(runner, "prod", secret)
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    response = CARRIERS[carrier](client, secret)
+    assert response.status_code == 200
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "verified"
+    assert document["secret"]["label"] == "prod"
+    assert document["secret"]["fingerprint"] == listed_secrets(runner)["prod"][0]
+    assert document["event_type"] == "QR_CODE_SCANNED"
+    assert problems(document) == []
+    assert "Fired WebHook" in caplog.text  # the capture was logged, masked
+    assert_secret_hidden(secret, document, database_url, caplog.text)
+
+
+@pytest.mark.parametrize("kind", list(SECRETS))
+def test_gzip_body_is_stored_masked_and_still_parses(runner, client, fetch, kind):
+    secret = SECRETS[kind]
+    add_secret(runner, "prod", secret)
+    params = delivery(secrettoken=secret)
+    response = carrier_gzip_form(client, secret)
+    document = fetch(capture_id(response))
+    stored = gzip.decompress(base64.b64decode(document["body_base64"]))
+    for form in secret_forms(secret):
+        assert form.encode() not in stored
+    pairs = parse_qsl(stored.decode(), keep_blank_values=True)
+    assert [name for name, _value in pairs] == [name for name, _value in params]
+    # Only the secret changed.
+    assert [pair for pair in pairs if pair[0] != "secrettoken"] == [
+        pair for pair in params if pair[0] != "secrettoken"
+    ]
+    assert document["secret"]["verdict"] == "verified"
+
+
+def undo_content_codings(data: bytes, content_encoding: str) -> bytes:
+    """Decode a body as HTTP says: codings were applied in the listed order."""
+    for coding in reversed([c.strip() for c in content_encoding.split(",") if c.strip()]):
+        data = gzip.decompress(data) if coding == "gzip" else zlib.decompress(data)
+    return data
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate, gzip", "gzip, deflate"])
+def test_compressed_body_stored_masked_still_decodes_per_its_header(
+    runner, client, fetch, encoding
+):
+    add_secret(runner, "prod", KEY)
+    params = delivery(secrettoken=KEY)
+    body = urlencode(params).encode()
+    for coding in [c.strip() for c in encoding.split(",")]:
+        body = gzip.compress(body) if coding == "gzip" else zlib.compress(body)
+    response = client.post(
+        "/hooks/default",
+        data=body,
+        headers={"Content-Type": FORM_TYPE, "Content-Encoding": encoding},
+    )
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "verified"
+    assert ["Content-Encoding", encoding] in document["headers"]
+    try:
+        stored = undo_content_codings(base64.b64decode(document["body_base64"]), encoding)
+    except (OSError, zlib.error) as exc:
+        pytest.fail(f"stored body does not decode as Content-Encoding {encoding!r}: {exc}")
+    assert KEY.encode() not in stored
+    pairs = parse_qsl(stored.decode(), keep_blank_values=True)
+    assert [name for name, _value in pairs] == [name for name, _value in params]
+
+
+@pytest.mark.parametrize("kind", list(SECRETS))
+def test_a_secret_never_verified_is_hidden_too(client, fetch, database_url, caplog, kind):
+    """No secret configured, or the wrong one: the received key is still a live key."""
+    secret = SECRETS[kind]
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    response = carrier_form_urlencode(client, secret)
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "not_configured"
+    assert_secret_hidden(secret, document, database_url, caplog.text)
+
+
+def test_a_rejected_delivery_is_hidden_too(runner, client, fetch, database_url, caplog):
+    add_secret(runner, "prod", KEY)
+    enforce(runner, "on")
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    response = client.post(
+        "/hooks/default?secrettoken=" + quote_plus(WRONG_KEY),
+        data=urlencode(delivery(secrettoken=WRONG_KEY)),
+        content_type=FORM_TYPE,
+        headers={"X-Echo": WRONG_KEY},
+    )
+    assert response.status_code == 401
+    assert WRONG_KEY not in response.get_data(as_text=True)
+    document = fetch(capture_id(response))
+    assert document["rejected"] is True
+    assert_secret_hidden(WRONG_KEY, document, database_url, caplog.text)
+
+
+# --- fingerprints ---
+
+
+@pytest.mark.parametrize("kind", list(SECRETS))
+def test_same_key_same_fingerprint_whatever_the_carrier(runner, client, fetch, kind):
+    secret = SECRETS[kind]
+    add_secret(runner, "prod", secret)
+    fingerprints = {
+        fetch(capture_id(CARRIERS[carrier](client, secret)))["secret"]["fingerprint"]
+        for carrier in ("form, urlencode", "json, UTF-8", "query, urlencode", "multipart field")
+    }
+    assert fingerprints == {listed_secrets(runner)["prod"][0]}
+
+
+def test_different_keys_different_fingerprints(client, fetch):
+    keys = [KEY, OTHER_KEY, WRONG_KEY, KEY[:-1] + "S", *list(SECRETS.values())[1:]]
+    fingerprints = [
+        fetch(capture_id(carrier_form_urlencode(client, key)))["secret"]["fingerprint"]
+        for key in keys
+    ]
+    assert len(set(fingerprints)) == len(keys)
+    again = fetch(capture_id(carrier_form_urlencode(client, KEY)))["secret"]["fingerprint"]
+    assert again == fingerprints[0]
+
+
+@pytest.mark.parametrize(
+    "secret", ["x", "xy", "xyz", "wxyz", "vwxyz", "uvwxyzq", "k3y", *SECRETS.values()]
+)
+def test_fingerprint_shows_at_most_half_of_the_secret(runner, client, fetch, secret):
+    add_secret(runner, "prod", secret)
+    listed = listed_secrets(runner)["prod"][0]
+    fingerprint = fetch(capture_id(carrier_form_urlencode(client, secret)))["secret"]["fingerprint"]
+    assert fingerprint == listed
+    shown, _, tag = fingerprint.partition("…")
+    assert secret.startswith(shown)
+    assert len(shown) <= len(secret) // 2
+    assert len(tag) == 8 and int(tag, 16) >= 0
+    # No run of more than half the secret's characters appears anywhere in it.
+    run = len(secret) // 2 + 1
+    for start in range(len(secret) - run + 1):
+        assert secret[start : start + run] not in fingerprint
+
+
+# --- the CLI ---
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["inbox", "add-secret", "nope", "--label", "prod", "--secret", KEY],
+        ["inbox", "secrets", "nope"],
+        ["inbox", "remove-secret", "nope", "prod"],
+        ["inbox", "enforce", "nope", "on"],
+    ],
+)
+def test_unknown_inbox_is_a_clear_cli_error(runner, args):
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0
+    assert "No inbox named 'nope'." in result.output
+    assert KEY not in result.output
+
+
+def test_add_secret_refuses_an_empty_secret(runner):
+    result = runner.invoke(args=["inbox", "add-secret", "default", "--label", "x", "--secret", ""])
+    assert result.exit_code != 0
+    assert "empty" in result.output
+    assert listed_secrets(runner) == {}
+
+
+def test_add_secret_reads_the_key_from_stdin(runner, client, fetch):
+    result = runner.invoke(
+        args=["inbox", "add-secret", "default", "--label", "prod", "--secret", "-"],
+        input=KEY + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert KEY not in result.output
+    document = fetch(capture_id(carrier_form_urlencode(client, KEY)))
+    assert document["secret"]["verdict"] == "verified"
+
+
+def test_remove_secret_unknown_label_is_an_error(runner):
+    add_secret(runner, "prod", KEY)
+    result = runner.invoke(args=["inbox", "remove-secret", "default", "staging"])
+    assert result.exit_code != 0
+    assert "no secret labelled 'staging'" in result.output
+    assert list(listed_secrets(runner)) == ["prod"]
+
+
+def test_remove_secret_removes_it(runner, client, fetch):
+    add_secret(runner, "old", KEY)
+    add_secret(runner, "new", OTHER_KEY)
+
+    def verdict(secret):
+        document = fetch(capture_id(carrier_form_urlencode(client, secret)))
+        return document["secret"]["verdict"], document["secret"]["label"]
+
+    assert verdict(KEY) == ("verified", "old")
+    result = runner.invoke(args=["inbox", "remove-secret", "default", "old"])
+    assert result.exit_code == 0, result.output
+    assert list(listed_secrets(runner)) == ["new"]
+    assert verdict(KEY) == ("mismatch", None)
+    assert verdict(OTHER_KEY) == ("verified", "new")
+
+    assert runner.invoke(args=["inbox", "remove-secret", "default", "new"]).exit_code == 0
+    assert listed_secrets(runner) == {}
+    assert verdict(OTHER_KEY) == ("not_configured", None)
+    assert verdict(KEY) == ("not_configured", None)
+
+
+def test_secrets_belong_to_their_inbox(runner, client, fetch):
+    assert runner.invoke(args=["inbox", "create", "other"]).exit_code == 0
+    add_secret(runner, "theirs", KEY, inbox="other")
+    assert listed_secrets(runner) == {}
+    assert list(listed_secrets(runner, "other")) == ["theirs"]
+    here = fetch(capture_id(carrier_form_urlencode(client, KEY)))
+    assert here["secret"]["verdict"] == "not_configured"
+    response = client.post(
+        "/hooks/other", data=urlencode(delivery(secrettoken=KEY)), content_type=FORM_TYPE
+    )
+    assert fetch(capture_id(response))["secret"] == {
+        "verdict": "verified",
+        "label": "theirs",
+        "fingerprint": listed_secrets(runner, "other")["theirs"][0],
+    }

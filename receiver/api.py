@@ -47,6 +47,7 @@ def capture_document(capture: Capture, inbox: Inbox) -> dict:
         "code": capture.code,
         "user": capture.user,
         "findings": detail["findings"],
+        "finding_count": capture.finding_count,
         "secret": {
             "verdict": capture.verdict,
             "label": capture.secret_label,

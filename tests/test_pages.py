@@ -1,0 +1,314 @@
+"""The dashboard's pages and fragments, through the test client."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import subprocess
+
+import pytest
+
+from receiver import catalog
+from receiver.extensions import db
+from receiver.models import Capture
+from receiver.present import _printf_format, curl_command
+
+HX = {"HX-Request": "true"}
+
+
+def send(client, path="/hooks/default", **data):
+    response = client.post(path, data=data)
+    assert response.status_code == 200
+    return response.get_json()["id"]
+
+
+def csrf_token(client, path="/inboxes/default") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+
+
+def row_ids(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'id="capture-(\d+)"', html)]
+
+
+def count_of(html: str, event_type: str) -> int:
+    block = html.split(f'data-event-type="{event_type}"', 1)[1]
+    return int(re.search(r"data-count>(\d+)<", block).group(1))
+
+
+def test_home_lists_inboxes_with_capture_and_per_event_urls(client):
+    send(client)
+    html = client.get("/").get_data(as_text=True)
+    assert "http://localhost/hooks/default" in html
+    assert 'data-copy="http://localhost/hooks/default"' in html
+    for name in catalog.EVENTS:
+        assert f"http://localhost/hooks/default/{name}" in html
+    assert "1 captures" in html
+
+
+def test_inbox_page_lists_all_documented_events_then_others_then_unknown(client):
+    send(client, event="QR_CODE_SCANNED")
+    send(client, event="QR_CODE_SCANNED")
+    send(client, event="FUTURE_EVENT")
+    send(client)
+    html = client.get("/inboxes/default").get_data(as_text=True)
+    order = re.findall(r'data-event-type="([^"]+)"', html)
+    assert order == [*catalog.EVENTS, "FUTURE_EVENT", "UNKNOWN"]
+    assert count_of(html, "QR_CODE_SCANNED") == 2
+    assert count_of(html, "LEAD_CREATED") == 0
+    assert count_of(html, "FUTURE_EVENT") == 1
+    assert count_of(html, "UNKNOWN") == 1
+
+
+def test_unknown_inbox_page_is_404(client):
+    response = client.get("/inboxes/nope")
+    assert response.status_code == 404
+    assert "No inbox named" in response.get_data(as_text=True)
+
+
+def test_same_url_serves_page_or_fragment_and_says_so(client):
+    send(client, event="LEAD_CREATED")
+    full = client.get("/inboxes/default")
+    fragment = client.get("/inboxes/default", headers={**HX, "HX-Target": "capture-list"})
+    boosted = client.get(
+        "/inboxes/default", headers={**HX, "HX-Boosted": "true", "HX-Target": "capture-list"}
+    )
+    assert "<html" in full.get_data(as_text=True)
+    assert "<html" not in fragment.get_data(as_text=True)
+    assert 'id="rows"' in fragment.get_data(as_text=True)
+    assert "<html" in boosted.get_data(as_text=True)
+    for response in (full, fragment, boosted):
+        assert "HX-Request" in response.headers["Vary"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("event=LEAD_CREATED", {"lead"}),
+        ("verdict=not_configured", {"lead", "scan", "put"}),
+        ("method=PUT", {"put"}),
+        ("method=put", {"put"}),
+        ("q=needle", {"scan"}),
+        ("q=NEEDLE", {"scan"}),
+        ("q=100%25", set()),
+        ("event=QR_CODE_SCANNED&q=needle", {"scan"}),
+        ("event=LEAD_CREATED&q=needle", set()),
+    ],
+)
+def test_filters_narrow_the_list(client, query, expected):
+    ids = {
+        "lead": send(client, event="LEAD_CREATED"),
+        "scan": send(client, event="QR_CODE_SCANNED", device="the-needle-phone"),
+        "put": client.put("/hooks/default", data=b"x").get_json()["id"],
+    }
+    html = client.get(f"/inboxes/default?{query}").get_data(as_text=True)
+    shown = set(row_ids(html.split('id="rows"')[1]))
+    assert shown == {ids[name] for name in expected}
+
+
+def test_list_pages_by_cursor_and_loads_more(client):
+    ids = [send(client, n=str(i)) for i in range(60)]
+    html = client.get("/inboxes/default").get_data(as_text=True)
+    first = row_ids(html.split('id="rows"')[1])
+    assert first == ids[::-1][:50]
+    more = re.search(r'hx-get="(/inboxes/default/rows\?before=\d+)"', html).group(1)
+    rest = row_ids(client.get(more).get_data(as_text=True))
+    assert rest == ids[::-1][50:]
+    assert "load-more" not in client.get(more).get_data(as_text=True)
+
+
+def test_live_rows_bring_new_arrivals_and_move_the_cursor(client):
+    old = send(client, event="LEAD_CREATED")
+    new = [send(client, event="QR_CODE_SCANNED"), send(client, event="LEAD_CREATED")]
+    html = client.get(f"/inboxes/default/rows?after={old}", headers=HX).get_data(as_text=True)
+    assert row_ids(html) == new[::-1]
+    assert "fresh" in html
+    assert f"after={new[-1]}" in html  # the next fetch starts after the newest
+    assert 'hx-swap-oob="true"' in html  # counts and cursor update out of band
+    assert count_of(html, "LEAD_CREATED") == 2
+    filtered = client.get(f"/inboxes/default/rows?after={old}&event=LEAD_CREATED", headers=HX)
+    assert row_ids(filtered.get_data(as_text=True)) == [new[1]]
+
+
+def test_capture_detail_is_a_page_and_a_fragment(client):
+    capture_id = send(
+        client,
+        "/hooks/default/QR_CODE_SCANNED",
+        device="Pixel",
+        os="Android",
+        country="FR",
+        lat="48.85",
+        lng="2.35",
+    )
+    url = f"/inboxes/default/captures/{capture_id}"
+    full = client.get(url).get_data(as_text=True)
+    fragment = client.get(url, headers={**HX, "HX-Target": "detail"}).get_data(as_text=True)
+    assert "<html" in full and "<html" not in fragment
+    for html in (full, fragment):
+        assert f"Capture #{capture_id}" in html
+        assert 'data-param="device"' in html and "Pixel" in html
+        assert "openstreetmap.org/?mlat=48.85&amp;mlon=2.35" in html
+        assert "Fired WebHook" in html
+
+
+def test_capture_of_another_inbox_is_404(app, client):
+    with app.app_context():
+        from receiver import storage
+
+        storage.create_inbox("other")
+    capture_id = send(client, "/hooks/other")
+    assert client.get(f"/inboxes/default/captures/{capture_id}").status_code == 404
+    assert client.get(f"/inboxes/other/captures/{capture_id}").status_code == 200
+
+
+def test_job_download_shows_expiry_and_expired_badge(client):
+    capture_id = send(
+        client,
+        event="JOB_FINISHED",
+        timestamp="2020-01-01 00:00:00",
+        download="https://example.com/job.zip",
+    )
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert "valid until 2020-01-31 00:00 UTC" in html
+    assert '<span class="badge bad">expired</span>' in html
+
+
+def test_sender_urls_only_become_links_when_http(client):
+    evil = send(client, event="CALL_2_ACTION_BUTTON_CLICKED", c2a="javascript:alert(1)")
+    good = send(client, event="CALL_2_ACTION_BUTTON_CLICKED", c2a="https://example.com/b")
+    html = client.get(f"/inboxes/default/captures/{evil}").get_data(as_text=True)
+    assert 'href="javascript:' not in html
+    assert "javascript:alert(1)" in html
+    html = client.get(f"/inboxes/default/captures/{good}").get_data(as_text=True)
+    assert 'href="https://example.com/b"' in html
+
+
+def test_captured_markup_is_escaped_everywhere(client):
+    payload = "<script>alert(1)</script>"
+    capture_id = client.post(
+        f"/hooks/default/{payload}?{payload}=1",
+        data={payload: payload, "code": payload, "user": payload},
+        headers={"X-Evil": payload},
+    ).get_json()["id"]
+    for url in ("/inboxes/default", f"/inboxes/default/captures/{capture_id}"):
+        html = client.get(url).get_data(as_text=True)
+        assert payload not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_pages_carry_a_strict_content_security_policy(client):
+    response = client.get("/inboxes/default")
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    # No inline script anywhere in our own markup.
+    assert not re.search(r"<script(?![^>]*\bsrc=)", response.get_data(as_text=True))
+
+
+def test_raw_body_and_parts_download_as_attachments(client):
+    data = bytes(range(256))
+    capture_id = client.post(
+        "/hooks/default",
+        data={"file": (io.BytesIO(data), "evil<name>.html", "text/html"), "field": "v"},
+        content_type="multipart/form-data",
+    ).get_json()["id"]
+    raw = client.get(f"/api/captures/{capture_id}/raw")
+    assert raw.headers["Content-Disposition"].startswith("attachment;")
+    assert raw.headers["X-Content-Type-Options"] == "nosniff"
+    assert raw.headers["Content-Type"].startswith("multipart/form-data")
+    assert data in raw.get_data()
+    document = client.get(f"/api/captures/{capture_id}").get_json()
+    index = next(p["index"] for p in document["parts"] if p["name"] == "file")
+    part = client.get(f"/api/captures/{capture_id}/parts/{index}")
+    assert part.get_data() == data
+    assert part.headers["Content-Disposition"].startswith('attachment; filename="evil_name_.html"')
+    assert "sandbox" in part.headers["Content-Security-Policy"]
+    assert client.get(f"/api/captures/{capture_id}/parts/99").status_code == 404
+
+
+def test_delete_needs_csrf_and_updates_list_and_counts(client):
+    keep = send(client, event="LEAD_CREATED")
+    gone = send(client, event="LEAD_CREATED")
+    url = f"/inboxes/default/captures/{gone}"
+    assert client.delete(url, headers=HX).status_code == 400  # no CSRF token
+    response = client.delete(url, headers={**HX, "X-CSRFToken": csrf_token(client)})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert f'id="capture-{gone}" hx-swap-oob="delete"' in html
+    assert count_of(html, "LEAD_CREATED") == 1
+    assert response.headers["HX-Push-Url"] == "/inboxes/default"
+    assert client.get(f"/api/captures/{gone}").status_code == 404
+    assert client.get(f"/api/captures/{keep}").status_code == 200
+
+
+def test_clear_asks_then_deletes_with_csrf_and_redirects_303(client):
+    for _ in range(3):
+        send(client)
+    confirm = client.get("/inboxes/default/clear").get_data(as_text=True)
+    assert "Delete 3 captures" in confirm
+    assert client.post("/inboxes/default/clear").status_code == 400
+    token = re.search(r'name="csrf_token" value="([^"]+)"', confirm).group(1)
+    response = client.post("/inboxes/default/clear", data={"csrf_token": token})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/inboxes/default"
+    html = client.get("/inboxes/default").get_data(as_text=True)
+    assert row_ids(html.split('id="rows"')[1]) == []
+    assert "Nothing captured yet" in html
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [{"RECEIVER_STREAM_SECONDS": 1, "RECEIVER_STREAM_HEARTBEAT_SECONDS": 0}],
+)
+def test_stream_announces_new_captures_and_honours_last_event_id(client):
+    first = send(client)
+    newest = send(client)
+    response = client.get("/inboxes/default/stream?after=0")
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    text = response.get_data(as_text=True)  # the stream ends after its lifetime
+    assert text.startswith("retry: ")
+    assert f"id: {newest}\nevent: capture\ndata: {newest}\n\n" in text
+    # A reconnecting page sends the last id it saw and is told only of newer ones.
+    again = client.get("/inboxes/default/stream", headers={"Last-Event-ID": str(newest)})
+    assert "event: capture" not in again.get_data(as_text=True)
+    assert ": heartbeat" in again.get_data(as_text=True)
+    caught_up = client.get("/inboxes/default/stream", headers={"Last-Event-ID": str(first)})
+    assert f"id: {newest}\n" in caught_up.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        bytes(range(256)),
+        b"@/etc/passwd",
+        b"100% '\"quoted'\" \\back\\slash\\x41 $HOME `id`",
+        "unicode ✓ clé".encode(),
+    ],
+)
+def test_printf_format_reproduces_every_byte_in_bash(body):
+    command = f"printf {_printf_format(body)}"
+    assert subprocess.run(["bash", "-c", command], capture_output=True, check=True).stdout == body
+
+
+def test_curl_command_replays_method_path_query_headers_and_body(app, client):
+    capture_id = client.patch(
+        "/hooks/default/sub/path?a=1&b=two%20words",
+        data=b"\x00binary 'body'",
+        headers={"X-Custom": "it's here", "Content-Type": "application/octet-stream"},
+    ).get_json()["id"]
+    with app.app_context():
+        command = curl_command(db.session.get(Capture, capture_id), "http://receiver.test")
+    assert command.startswith("printf ")
+    assert "curl -X PATCH 'http://receiver.test/hooks/default/sub/path?a=1&b=two%20words'" in (
+        command
+    )
+    assert "-H 'X-Custom: it'\"'\"'s here'" in command
+    assert command.endswith("--data-binary @-")
+    body = subprocess.run(
+        ["bash", "-c", command.split(" | curl", 1)[0]], capture_output=True, check=True
+    ).stdout
+    assert body == base64.b64decode(
+        client.get(f"/api/captures/{capture_id}").get_json()["body_base64"]
+    )

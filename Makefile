@@ -23,8 +23,10 @@ run: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || scripts/install-chromium.sh
 
+# The whole suite on SQLite, then again on PostgreSQL (browser tests once).
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PY=$(BIN)/python scripts/test-postgresql.sh $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check receiver tests wsgi.py gunicorn.conf.py

@@ -33,6 +33,13 @@ def _bool(name: str, default: bool) -> bool:
     raise RuntimeError(f"{name} must be true or false, got {raw!r}")
 
 
+def _list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
 def from_environment(instance_path: str) -> dict:
     """The app's settings from the environment; unset values get the defaults."""
     database_url = os.environ.get("DATABASE_URL", "").strip()
@@ -60,6 +67,14 @@ def from_environment(instance_path: str) -> dict:
         "RECEIVER_LOG_CAPTURES": _bool("RECEIVER_LOG_CAPTURES", True),
         "RECEIVER_STREAM_SECONDS": _int("RECEIVER_STREAM_SECONDS", 55),
         "RECEIVER_STREAM_HEARTBEAT_SECONDS": _int("RECEIVER_STREAM_HEARTBEAT_SECONDS", 15),
+        # Dashboard and API login; unset: only loopback clients may use them.
+        "RECEIVER_ADMIN_PASSWORD": os.environ.get("RECEIVER_ADMIN_PASSWORD") or None,
+        # Server-side requests (replay, forwarding) are off until enabled, and
+        # then only to these hosts or networks.
+        "RECEIVER_OUTBOUND_ENABLED": _bool("RECEIVER_OUTBOUND_ENABLED", False),
+        "RECEIVER_OUTBOUND_ALLOW": _list("RECEIVER_OUTBOUND_ALLOW", ["127.0.0.0/8", "::1"]),
+        "RECEIVER_FORWARD_TIMEOUT_SECONDS": _int("RECEIVER_FORWARD_TIMEOUT_SECONDS", 10),
+        "RECEIVER_FORWARD_RETRIES": _int("RECEIVER_FORWARD_RETRIES", 4),
     }
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -46,6 +47,20 @@ class Inbox(db.Model):
     enforce_secret: Mapped[bool] = mapped_column(Boolean, default=False)
     # None: the app-wide RECEIVER_INBOX_CAPACITY.
     capacity: Mapped[int | None] = mapped_column(Integer)
+    # Captures older than this many days are purged; None keeps them.
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    # What senders are answered (default: 200 with a small JSON ack).
+    response_status: Mapped[int] = mapped_column(Integer, default=200, server_default="200")
+    response_content_type: Mapped[str | None] = mapped_column(String(200))
+    response_body: Mapped[str | None] = mapped_column(Text)
+    response_headers: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    response_delay_ms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # "Fail the first N deliveries with status S, then succeed": N counts down.
+    fail_remaining: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fail_status: Mapped[int] = mapped_column(Integer, default=500, server_default="500")
+    cors: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Every new capture is also sent here (when forwarding is enabled by config).
+    forward_url: Mapped[str | None] = mapped_column(Text)
 
 
 class ExpectedSecret(db.Model):
@@ -105,6 +120,39 @@ class Capture(db.Model):
         Index("ix_capture_inbox_event", "inbox_id", "event_type", "id"),
         Index("ix_capture_inbox_dedupe", "inbox_id", "dedupe_key"),
     )
+
+
+class RelayAttempt(db.Model):
+    """One outgoing request made from a capture: a forward or a replay."""
+
+    __tablename__ = "relay_attempt"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    capture_id: Mapped[int] = mapped_column(
+        ForeignKey("capture.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # "forward" or "replay"
+    target: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    response_headers: Mapped[str] = mapped_column(Text, default="[]")
+    response_body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")  # truncated
+
+
+class ApiToken(db.Model):
+    """A bearer token for API clients, kept only as a keyed hash."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(100))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(16))  # the token's first characters
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class CaptureCount(db.Model):

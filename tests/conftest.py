@@ -24,7 +24,7 @@ from receiver.extensions import db
 
 SECRET_KEY = "test-secret-key-for-hashes"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-TABLES = ("capture_count", "capture", "expected_secret", "inbox")
+TABLES = ("relay_attempt", "api_token", "capture_count", "capture", "expected_secret", "inbox")
 
 
 def make_app(database_url: str, **overrides):

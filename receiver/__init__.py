@@ -49,10 +49,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         _tune_database(app)
     _wire_logging()
 
-    from . import api, cli, errors, hooks, ops, pages
+    from . import access, api, cli, errors, hooks, ops, pages
 
     errors.init_app(app)
     cli.init_app(app)
+    access.init_app(app)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

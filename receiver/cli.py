@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 
 import click
-from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask import Flask
+from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from . import storage
+from . import inboxes, storage
 from .extensions import db
 from .models import ExpectedSecret, Inbox
-from .verification import digest, fingerprint
 
 
 def setup_database() -> None:
@@ -48,17 +48,14 @@ def list_inboxes():
 
 
 @inbox_cli.command("create")
-@click.argument("slug")
-def create_inbox(slug: str):
-    if not storage.SLUG.match(slug):
-        raise click.ClickException(
-            "A slug is 1-64 lower-case letters, digits, '-' or '_', "
-            "starting with a letter or digit."
-        )
-    if storage.find_inbox(slug) is not None:
-        raise click.ClickException(f"An inbox named {slug!r} already exists.")
-    storage.create_inbox(slug)
-    click.echo(f"Created inbox {slug!r}.")
+@click.argument("slug", required=False)
+def create_inbox(slug: str | None):
+    """Create an inbox; without SLUG it gets a random, unguessable name."""
+    try:
+        inbox = inboxes.create(slug)
+    except inboxes.SettingsError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Created inbox {inbox.slug!r}.")
 
 
 @inbox_cli.command("add-secret")
@@ -79,19 +76,11 @@ def add_secret(slug: str, label: str, user: str | None, secret: str):
         secret = sys.stdin.readline().rstrip("\r\n")
     if not secret:
         raise click.ClickException("The secret is empty.")
-    key = current_app.config["SECRET_KEY"]
-    db.session.add(
-        ExpectedSecret(
-            inbox_id=inbox.id,
-            label=label,
-            user=user or None,
-            digest=digest(key, secret),
-            fingerprint=fingerprint(key, secret),
-            created_at=storage.utcnow(),
-        )
-    )
-    db.session.commit()
-    click.echo(f"Added secret {label!r} ({fingerprint(key, secret)}) to inbox {slug!r}.")
+    try:
+        row = inboxes.add_secret(inbox, label, secret, user)
+    except inboxes.SettingsError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Added secret {row.label!r} ({row.fingerprint}) to inbox {slug!r}.")
 
 
 @inbox_cli.command("secrets")
@@ -131,6 +120,49 @@ def remove_secret(slug: str, label: str):
     click.echo(f"Removed secret {label!r} from inbox {slug!r}.")
 
 
+@inbox_cli.command("set")
+@click.argument("slug")
+@click.argument("settings", nargs=-1, required=True)
+def set_settings(slug: str, settings: tuple[str, ...]):
+    """Change settings: NAME=VALUE ... (e.g. response_status=503 cors=true)."""
+    inbox = _inbox_or_exit(slug)
+    values = {}
+    for item in settings:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.ClickException(f"{item!r} is not NAME=VALUE.")
+        values[name.strip()] = value
+    try:
+        inboxes.update(inbox, values)
+    except inboxes.SettingsError as error:
+        raise click.ClickException(str(error)) from None
+    for name, value in inboxes.settings(inbox).items():
+        click.echo(f"{name}: {value}")
+
+
+@inbox_cli.command("copy-config")
+@click.argument("source")
+@click.argument("target")
+def copy_config(source: str, target: str):
+    """Copy SOURCE's secrets, enforce mode, response, CORS, capacity and retention
+    to TARGET (created if missing). Captures are not copied."""
+    origin = _inbox_or_exit(source)
+    try:
+        destination = storage.find_inbox(target) or inboxes.create(target)
+        inboxes.copy_config(origin, destination)
+    except inboxes.SettingsError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Copied the configuration of {source!r} to {target!r}.")
+
+
+@inbox_cli.command("delete")
+@click.argument("slug")
+@click.confirmation_option(prompt="Delete the inbox and all its captures?")
+def delete_inbox(slug: str):
+    inboxes.remove(_inbox_or_exit(slug))
+    click.echo(f"Deleted inbox {slug!r}.")
+
+
 @inbox_cli.command("enforce")
 @click.argument("slug")
 @click.argument("mode", type=click.Choice(["on", "off"]))
@@ -142,6 +174,35 @@ def enforce(slug: str, mode: str):
     click.echo(f"Inbox {slug!r}: enforce mode {mode}.")
 
 
+@click.command("purge")
+@with_appcontext
+def purge_command():
+    """Delete captures older than each inbox's retention (run it from cron)."""
+    total = 0
+    for inbox in db.session.execute(
+        select(Inbox).where(Inbox.retention_days.is_not(None))
+    ).scalars():
+        cutoff = storage.utcnow() - timedelta(days=inbox.retention_days)
+        purged = storage.purge_before(inbox.id, cutoff)
+        total += purged
+        click.echo(f"{inbox.slug}: purged {purged} captures older than {inbox.retention_days} days")
+    click.echo(f"Purged {total} captures.")
+
+
+token_cli = AppGroup("token", help="Manage API tokens.")
+
+
+@token_cli.command("create")
+@click.argument("label")
+def create_token(label: str):
+    """Create an API token and print it (only a hash of it is kept)."""
+    from .access import create_token as make
+
+    click.echo(make(label))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(setup_command)
     app.cli.add_command(inbox_cli)
+    app.cli.add_command(purge_command)
+    app.cli.add_command(token_cli)

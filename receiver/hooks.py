@@ -10,16 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import asdict
 from datetime import UTC, timedelta
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from . import catalog, storage
 from .capture import Reading, encode, fired_webhook_lines, read_request
 from .errors import error_response, handle_http_error
 from .extensions import csrf
+from .models import Inbox
 from .verification import Redactor, Verdict, received_secrets, verify
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
@@ -47,7 +49,13 @@ def capture(inbox: str, rest: str):
     redactor = Redactor(key, received_secrets(values))
     row = build_row(reading, box.id, verdict, redactor)
     rejected = box.enforce_secret and not verdict.accepted
+    # "Fail the first N deliveries": counted down atomically, so concurrent
+    # deliveries fail exactly N times between them.
+    failing = not rejected and box.fail_remaining > 0 and storage.take_failure(box.id)
     row["rejected"] = rejected
+    row["answered_status"] = (
+        401 if rejected else box.fail_status if failing else box.response_status
+    )
     capture_id = storage.save_capture(
         row, box.capacity or current_app.config["RECEIVER_INBOX_CAPACITY"]
     )
@@ -56,14 +64,58 @@ def capture(inbox: str, rest: str):
         # One record, so lines from concurrent deliveries never interleave.
         log.info("\n".join(fired_webhook_lines(json.loads(row["params"]))))
 
+    if box.retention_days:
+        storage.purge_due(box.id, box.retention_days)
+    response = answer(box, capture_id, rejected=rejected, failing=failing)
+    if box.response_delay_ms and not (rejected or failing):
+        time.sleep(box.response_delay_ms / 1000)
+    return response
+
+
+def answer(box: Inbox, capture_id: int, *, rejected: bool, failing: bool) -> Response:
+    """What the sender is told: 401 in enforce mode, a simulated failure, the
+    inbox's custom response, or the default JSON acknowledgement."""
     if rejected:
         response = error_response(
             401, "secret_rejected", "The secrettoken is missing or not accepted by this inbox."
         )
-    else:
+    elif failing:
+        response = error_response(
+            box.fail_status, "simulated_failure", "This inbox is set to fail this delivery."
+        )
+    elif box.response_body is None and box.response_content_type is None:
         response = jsonify(ok=True, id=capture_id)
+        response.status_code = box.response_status
+    else:
+        response = Response(
+            box.response_body or "",
+            status=box.response_status,
+            content_type=box.response_content_type or "text/plain; charset=utf-8",
+        )
+    if not (rejected or failing):
+        for name, value in json.loads(box.response_headers or "[]"):
+            response.headers.add(name, value)
     response.headers["X-Capture-Id"] = str(capture_id)
+    if box.cors:
+        _allow_cross_origin(response)
     return response
+
+
+def _allow_cross_origin(response: Response) -> None:
+    origin = request.headers.get("Origin")
+    response.headers["Access-Control-Allow-Origin"] = origin or "*"
+    response.headers["Access-Control-Expose-Headers"] = "X-Capture-Id"
+    if origin:
+        response.headers.add("Vary", "Origin")
+    if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+        # A preflight: allow what was asked for, for a day.
+        response.status_code = 204
+        response.set_data(b"")
+        response.headers["Access-Control-Allow-Methods"] = ", ".join(METHODS)
+        asked = request.headers.get("Access-Control-Request-Headers")
+        if asked:
+            response.headers["Access-Control-Allow-Headers"] = asked
+        response.headers["Access-Control-Max-Age"] = "86400"
 
 
 @bp.app_errorhandler(MethodNotAllowed)

@@ -106,6 +106,8 @@ class Capture(db.Model):
     secret_label: Mapped[str | None] = mapped_column(String(100))
     secret_fingerprint: Mapped[str | None] = mapped_column(String(40))
     rejected: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The status the sender was answered (custom responses, simulated failures, 401).
+    answered_status: Mapped[int] = mapped_column(Integer, default=200, server_default="200")
     finding_count: Mapped[int] = mapped_column(Integer, default=0)
     # Same event, code, timestamp and uniqueid/couponnumber: a likely redelivery.
     dedupe_key: Mapped[str | None] = mapped_column(String(64))

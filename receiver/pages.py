@@ -21,7 +21,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from . import catalog, live, present, storage
+from . import access, catalog, inboxes, live, present, storage
 from .capture import fired_webhook_lines
 from .extensions import db, htmx
 from .models import Capture, Inbox
@@ -95,9 +95,9 @@ def _cursor(name: str) -> int | None:
 
 
 @bp.get("/")
-def home():
-    inboxes = db.session.execute(select(Inbox).order_by(Inbox.slug)).scalars().all()
-    return render_template("home.html", inboxes=inboxes, totals=storage.inbox_totals())
+def home(error=None):
+    rows = db.session.execute(select(Inbox).order_by(Inbox.slug)).scalars().all()
+    return render_template("home.html", inboxes=rows, totals=storage.inbox_totals(), error=error)
 
 
 def event_groups(inbox_id: int) -> list[dict]:
@@ -253,3 +253,125 @@ def clear_inbox(slug: str):
         return redirect(url_for("pages.inbox_page", slug=slug), code=303)
     totals = storage.inbox_totals()
     return render_template("clear.html", inbox=inbox, total=totals.get(inbox.id, 0))
+
+
+# Managing inboxes and API tokens. Every form posts with a CSRF token and is
+# answered with a 303 to the page that shows the result.
+
+BOOLEAN_SETTINGS = ("enforce_secret", "cors")
+FORM_SETTINGS = (
+    "slug",
+    "response_status",
+    "response_content_type",
+    "response_body",
+    "response_headers",
+    "response_delay_ms",
+    "fail_remaining",
+    "fail_status",
+    "capacity",
+    "retention_days",
+    "forward_url",
+)
+
+
+@bp.post("/inboxes")
+def create_inbox():
+    try:
+        inbox = inboxes.create(request.form.get("slug", "").strip() or None)
+    except inboxes.SettingsError as error:
+        return home(error=error), 422
+    return redirect(url_for("pages.inbox_page", slug=inbox.slug), code=303)
+
+
+def _settings_page(inbox: Inbox, error=None, status: int = 200, **extra):
+    context = {
+        "inbox": inbox,
+        "settings": inboxes.settings(inbox),
+        "secrets": inboxes.secrets_of(inbox),
+        "others": db.session.execute(select(Inbox).where(Inbox.id != inbox.id).order_by(Inbox.slug))
+        .scalars()
+        .all(),
+        "error": error,
+        "saved": request.args.get("saved"),
+        **extra,
+    }
+    return render_template("settings.html", **context), status
+
+
+@bp.route("/inboxes/<slug>/settings", methods=["GET", "POST"])
+def settings(slug: str):
+    inbox = _inbox_or_404(slug)
+    if request.method == "GET":
+        return _settings_page(inbox)
+    values = {name: request.form.get(name, "") for name in FORM_SETTINGS if name in request.form}
+    for name in BOOLEAN_SETTINGS:
+        values[name] = name in request.form
+    for name in ("response_content_type", "response_body", "forward_url"):
+        if name in values and values[name] == "":
+            values[name] = None
+    try:
+        inboxes.update(inbox, values)
+    except inboxes.SettingsError as error:
+        db.session.rollback()
+        return _settings_page(inbox, error=error, status=422)
+    return redirect(url_for("pages.settings", slug=inbox.slug, saved="settings"), code=303)
+
+
+@bp.post("/inboxes/<slug>/secrets")
+def add_secret(slug: str):
+    inbox = _inbox_or_404(slug)
+    try:
+        inboxes.add_secret(
+            inbox,
+            request.form.get("label", ""),
+            request.form.get("secret", ""),
+            request.form.get("user") or None,
+        )
+    except inboxes.SettingsError as error:
+        return _settings_page(inbox, error=error, status=422)
+    return redirect(url_for("pages.settings", slug=slug, saved="secret"), code=303)
+
+
+@bp.post("/inboxes/<slug>/secrets/<int:secret_id>/remove")
+def remove_secret(slug: str, secret_id: int):
+    inbox = _inbox_or_404(slug)
+    if not inboxes.remove_secret(inbox, secret_id):
+        abort(404, description="This inbox has no such secret.")
+    return redirect(url_for("pages.settings", slug=slug, saved="secret-removed"), code=303)
+
+
+@bp.post("/inboxes/<slug>/copy-config")
+def copy_config(slug: str):
+    source = _inbox_or_404(slug)
+    target_slug = request.form.get("to", "").strip()
+    try:
+        target = storage.find_inbox(target_slug) or inboxes.create(target_slug)
+        inboxes.copy_config(source, target)
+    except inboxes.SettingsError as error:
+        return _settings_page(source, error=error, status=422)
+    return redirect(url_for("pages.settings", slug=target.slug, saved="copied"), code=303)
+
+
+@bp.route("/inboxes/<slug>/delete", methods=["GET", "POST"])
+def delete_inbox(slug: str):
+    inbox = _inbox_or_404(slug)
+    if request.method == "POST":
+        inboxes.remove(inbox)
+        return redirect(url_for("pages.home"), code=303)
+    total = storage.inbox_totals().get(inbox.id, 0)
+    return render_template("delete_inbox.html", inbox=inbox, total=total)
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+def tokens():
+    created = None
+    if request.method == "POST":
+        created = access.create_token(request.form.get("label", ""))
+    return render_template("tokens.html", tokens=access.tokens(), created=created)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+def revoke_token(token_id: int):
+    if not access.revoke_token(token_id):
+        abort(404, description="No such token.")
+    return redirect(url_for("pages.tokens"), code=303)

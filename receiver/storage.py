@@ -9,10 +9,11 @@ counts, the duplicate link and the capacity trim commit with the capture.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Text, cast, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import load_only
 
@@ -57,6 +58,17 @@ def expected_secrets(inbox_id: int) -> list[Expected]:
         .order_by(ExpectedSecret.id)
     )
     return [Expected(label=label, digest=digest, user=user) for label, digest, user in rows]
+
+
+def take_failure(inbox_id: int) -> bool:
+    """Count down an inbox's "fail the first N" rule; True if this delivery fails."""
+    result = db.session.execute(
+        update(Inbox)
+        .where(Inbox.id == inbox_id, Inbox.fail_remaining > 0)
+        .values(fail_remaining=Inbox.fail_remaining - 1)
+    )
+    db.session.commit()
+    return result.rowcount == 1
 
 
 def save_capture(row: dict, capacity: int) -> int:
@@ -130,6 +142,37 @@ def _delete_rows(inbox_id: int, rows) -> None:
     for (event_type, verdict), n in Counter((r.event_type, r.verdict) for r in rows).items():
         _add_count(inbox_id, event_type, verdict, -n)
     db.session.execute(delete(counts).where(counts.c.inbox_id == inbox_id, counts.c.n <= 0))
+
+
+_last_purge: dict[int, float] = {}
+PURGE_EVERY_SECONDS = 60
+
+
+def purge_due(inbox_id: int, retention_days: int) -> None:
+    """Apply an inbox's retention now and then as captures arrive (at most once a
+    minute per inbox and process), so it holds without cron too."""
+    now = time.monotonic()
+    if now - _last_purge.get(inbox_id, -PURGE_EVERY_SECONDS) < PURGE_EVERY_SECONDS:
+        return
+    _last_purge[inbox_id] = now
+    purge_before(inbox_id, utcnow() - timedelta(days=retention_days))
+
+
+def purge_before(inbox_id: int, cutoff: datetime) -> int:
+    """Delete an inbox's captures received before `cutoff`, in batches; the count."""
+    purged = 0
+    while True:
+        rows = db.session.execute(
+            select(captures.c.id, captures.c.event_type, captures.c.verdict)
+            .where(captures.c.inbox_id == inbox_id, captures.c.received_at < cutoff)
+            .order_by(captures.c.id)
+            .limit(1000)
+        ).all()
+        if not rows:
+            return purged
+        _delete_rows(inbox_id, rows)
+        db.session.commit()
+        purged += len(rows)
 
 
 def delete_capture(capture: Capture) -> None:
@@ -208,12 +251,24 @@ def list_captures(
     if method:
         stmt = stmt.where(Capture.method == method.upper())
     if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(
-            Capture.params.ilike(pattern, escape="\\") | Capture.path.ilike(pattern, escape="\\")
-        )
+        stmt = stmt.where(_matches(q))
     stmt = stmt.order_by(Capture.id.desc()).limit(limit)
     return list(db.session.execute(stmt).scalars())
+
+
+def _matches(q: str):
+    """Text search over parameters, path and body, case-insensitive."""
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if db.session.get_bind().dialect.name == "postgresql":
+        # bytea has no text operators; 'escape' encoding reads any bytes as text.
+        body = func.encode(Capture.body, "escape")
+    else:
+        body = cast(Capture.body, Text)
+    return or_(
+        Capture.params.ilike(pattern, escape="\\"),
+        Capture.path.ilike(pattern, escape="\\"),
+        body.ilike(pattern, escape="\\"),
+    )
 
 
 def newest_id(inbox_id: int) -> int:

@@ -2,7 +2,7 @@
 
 Revision ID: 0002_settings
 Revises: 0001_initial
-Create Date: 2026-11-27 19:09:34.942496
+Create Date: 2026-11-27 19:12:21.033946
 
 """
 from alembic import op
@@ -46,6 +46,9 @@ def upgrade():
     with op.batch_alter_table('relay_attempt', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_relay_attempt_capture_id'), ['capture_id'], unique=False)
 
+    with op.batch_alter_table('capture', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('answered_status', sa.Integer(), server_default='200', nullable=False))
+
     with op.batch_alter_table('inbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('retention_days', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('response_status', sa.Integer(), server_default='200', nullable=False))
@@ -74,6 +77,9 @@ def downgrade():
         batch_op.drop_column('response_content_type')
         batch_op.drop_column('response_status')
         batch_op.drop_column('retention_days')
+
+    with op.batch_alter_table('capture', schema=None) as batch_op:
+        batch_op.drop_column('answered_status')
 
     with op.batch_alter_table('relay_attempt', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_relay_attempt_capture_id'))

@@ -1,0 +1,235 @@
+"""Who may use the dashboard and the API. Capture URLs are always open.
+
+- With RECEIVER_ADMIN_PASSWORD set: people log in (the password is kept only
+  as a slow hash; the session cookie is signed), API clients send
+  `Authorization: Bearer <token>` with a token made in the dashboard (kept
+  only as a keyed hash).
+- Without it: only clients on this machine may use them; anyone else gets 403
+  naming the setting, so a server exposed by accident shows nobody's data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import threading
+import time
+from collections import deque
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import select, update
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import storage
+from .errors import error_response, wants_json
+from .extensions import db
+from .models import ApiToken
+
+bp = Blueprint("access", __name__)
+
+OPEN_BLUEPRINTS = {"hooks", "ops"}
+OPEN_ENDPOINTS = {"static", "access.login"}
+LOGIN_ATTEMPTS = 5
+LOGIN_WINDOW_SECONDS = 300
+TOKEN_PREFIX = "whr_"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+LOCAL_ONLY = (
+    "The dashboard and API answer only on this machine until RECEIVER_ADMIN_PASSWORD is set."
+)
+
+
+def init_app(app: Flask) -> None:
+    password = app.config.get("RECEIVER_ADMIN_PASSWORD")
+    app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = (
+        generate_password_hash(password) if password else None
+    )
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.before_request(guard)
+    app.register_blueprint(bp)
+
+
+def login_required() -> bool:
+    return current_app.config["RECEIVER_ADMIN_PASSWORD_HASH"] is not None
+
+
+def _session_tag() -> str:
+    """Ties a login to the current password: changing it logs everyone out."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(
+        key, current_app.config["RECEIVER_ADMIN_PASSWORD_HASH"].encode(), "sha256"
+    ).hexdigest()
+
+
+def from_this_machine() -> bool:
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    if not address.is_loopback:
+        return False
+    # A proxy on this machine forwarding someone else is not "this machine",
+    # unless the app was told to trust it (then remote_addr is the real client).
+    forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    return not (forwarded and current_app.config["RECEIVER_TRUSTED_PROXIES"] == 0)
+
+
+def token_digest(token: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, b"api-token:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+def _bearer_ok() -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    found = db.session.execute(
+        update(ApiToken)
+        .where(ApiToken.digest == token_digest(token.strip()))
+        .values(last_used_at=storage.utcnow())
+    )
+    db.session.commit()
+    return found.rowcount == 1
+
+
+def guard():
+    if request.blueprint in OPEN_BLUEPRINTS or request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if request.endpoint is None:
+        return None  # a 404 says nothing about anyone's data
+    api = request.blueprint == "api"
+    if api and _bearer_ok():
+        return None
+    if not login_required():
+        if not from_this_machine():
+            if api or wants_json():
+                return error_response(403, "local_only", LOCAL_ONLY)
+            return render_template("forbidden.html", message=LOCAL_ONLY), 403
+    elif session.get("admin") != _session_tag():
+        if api or wants_json():
+            response = error_response(
+                401, "login_required", "Log in, or send Authorization: Bearer <token>."
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+            return response
+        return redirect(url_for("access.login", next=request.full_path.rstrip("?")))
+    if api and request.method in UNSAFE and request.method != "DELETE" and not request.is_json:
+        # Without a token the browser's cookie or address vouches for the caller;
+        # a JSON body cannot be sent cross-site without a preflight, so no
+        # other site can make this request on someone's behalf.
+        return error_response(415, "json_required", "Send the body as application/json.")
+    return None
+
+
+class _Attempts:
+    """Failed logins per client address, in this process (a bound, not an audit)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._failures: dict[str, deque[float]] = {}
+
+    def blocked(self, who: str) -> float:
+        now = time.monotonic()
+        with self._lock:
+            recent = self._failures.get(who, deque())
+            while recent and now - recent[0] > LOGIN_WINDOW_SECONDS:
+                recent.popleft()
+            if len(recent) >= LOGIN_ATTEMPTS:
+                return LOGIN_WINDOW_SECONDS - (now - recent[0])
+            return 0.0
+
+    def failed(self, who: str) -> None:
+        with self._lock:
+            self._failures.setdefault(who, deque()).append(time.monotonic())
+
+    def clear(self, who: str) -> None:
+        with self._lock:
+            self._failures.pop(who, None)
+
+
+attempts = _Attempts()
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("pages.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if not login_required():
+        return redirect(url_for("pages.home"))
+    error = None
+    status = 200
+    who = request.remote_addr or "?"
+    if request.method == "POST":
+        wait = attempts.blocked(who)
+        if wait:
+            error = f"Too many failed attempts; try again in {int(wait) + 1} seconds."
+            status = 429
+        elif check_password_hash(
+            current_app.config["RECEIVER_ADMIN_PASSWORD_HASH"], request.form.get("password", "")
+        ):
+            attempts.clear(who)
+            session.clear()
+            session["admin"] = _session_tag()
+            session.permanent = True
+            return redirect(_safe_next(request.args.get("next")), code=303)
+        else:
+            attempts.failed(who)
+            error = "That password is not right."
+            status = 401
+    response = render_template("login.html", error=error, next=request.args.get("next", ""))
+    return response, status, ({"Retry-After": str(LOGIN_WINDOW_SECONDS)} if status == 429 else {})
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("access.login") if login_required() else url_for("pages.home"), 303)
+
+
+# API tokens: made and revoked in the dashboard, shown once, kept as a keyed hash.
+
+
+def tokens() -> list[ApiToken]:
+    return list(db.session.execute(select(ApiToken).order_by(ApiToken.id)).scalars())
+
+
+def create_token(label: str) -> str:
+    label = label.strip()[:100]
+    if not label:
+        abort(400, description="Give the token a label.")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(
+        ApiToken(
+            label=label,
+            digest=token_digest(token),
+            hint=token[: len(TOKEN_PREFIX) + 4],
+            created_at=storage.utcnow(),
+        )
+    )
+    db.session.commit()
+    return token
+
+
+def revoke_token(token_id: int) -> bool:
+    row = db.session.get(ApiToken, token_id)
+    if row is None:
+        return False
+    db.session.delete(row)
+    db.session.commit()
+    return True

@@ -1,0 +1,149 @@
+"""Exports of a whole inbox: NDJSON, CSV and HAR 1.2, streamed.
+
+Captures are read in id order, a batch at a time, so an inbox of any size
+exports in constant memory; each writer yields text as it goes.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from collections.abc import Iterator
+
+from sqlalchemy import select
+
+from .capture import body_text
+from .documents import capture_document
+from .extensions import db
+from .models import Capture, Inbox
+
+BATCH = 500
+
+
+def _batches(inbox: Inbox, *columns) -> Iterator[list]:
+    """Captures of an inbox, oldest first, by id cursor (no OFFSET)."""
+    after = 0
+    while True:
+        rows = db.session.execute(
+            select(*columns)
+            .where(Capture.inbox_id == inbox.id, Capture.id > after)
+            .order_by(Capture.id)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].id
+        db.session.expunge_all()
+
+
+def _captures(inbox: Inbox) -> Iterator[Capture]:
+    for rows in _batches(inbox, Capture):
+        for (capture,) in rows:
+            yield capture
+
+
+def ndjson(inbox: Inbox, base_url: str) -> Iterator[str]:
+    for capture in _captures(inbox):
+        document = capture_document(capture, inbox)
+        document.pop("body_text")
+        yield json.dumps(document, ensure_ascii=False) + "\n"
+
+
+def _csv_line(values: list) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
+
+
+FIXED = ["id", "received_at", "method", "path", "event_type", "code", "user", "verdict"]
+
+
+def csv_rows(inbox: Inbox, base_url: str) -> Iterator[str]:
+    """One row per capture, one column per parameter name seen (first value)."""
+    names: dict[str, None] = {}
+    for rows in _batches(inbox, Capture.id, Capture.params):
+        for row in rows:
+            for _source, name, _value in json.loads(row.params):
+                names.setdefault(name, None)
+    yield _csv_line(FIXED + list(names))
+    for capture in _captures(inbox):
+        first: dict[str, str] = {}
+        for _source, name, value in capture.param_list:
+            first.setdefault(name, value)
+        fixed = [
+            capture.id,
+            capture.received_at.isoformat() + "Z",
+            capture.method,
+            capture.path,
+            capture.event_type,
+            capture.code,
+            capture.user,
+            capture.verdict,
+        ]
+        yield _csv_line(fixed + [first.get(name, "") for name in names])
+
+
+def har(inbox: Inbox, base_url: str) -> Iterator[str]:
+    """HAR 1.2 (binary bodies base64-encoded, as browsers write them)."""
+    creator = {"name": "webhook-receiver", "version": "1"}
+    yield '{"log": {"version": "1.2", "creator": ' + json.dumps(creator) + ', "entries": ['
+    first = True
+    for capture in _captures(inbox):
+        yield ("" if first else ",") + json.dumps(_har_entry(capture, base_url), ensure_ascii=False)
+        first = False
+    yield "]}}\n"
+
+
+def _har_entry(capture: Capture, base_url: str) -> dict:
+    query = capture.query_string.decode("latin-1")
+    url = base_url.rstrip("/") + capture.path + (f"?{query}" if query else "")
+    request = {
+        "method": capture.method,
+        "url": url,
+        "httpVersion": "HTTP/1.1",
+        "cookies": [],
+        "headers": [{"name": n, "value": v} for n, v in capture.header_list],
+        "queryString": [
+            {"name": n, "value": v} for source, n, v in capture.param_list if source == "get"
+        ],
+        "headersSize": -1,
+        "bodySize": len(capture.body),
+    }
+    if capture.body:
+        text = body_text(capture.body)
+        post = {"mimeType": capture.content_type}
+        if text is None:
+            post["text"] = base64.b64encode(capture.body).decode("ascii")
+            post["encoding"] = "base64"
+        else:
+            post["text"] = text
+        request["postData"] = post
+    return {
+        "startedDateTime": capture.received_at.isoformat(timespec="milliseconds") + "Z",
+        "time": 0,
+        "request": request,
+        "response": {
+            "status": capture.answered_status,
+            "statusText": "",
+            "httpVersion": "HTTP/1.1",
+            "cookies": [],
+            "headers": [],
+            "content": {"size": 0, "mimeType": ""},
+            "redirectURL": "",
+            "headersSize": -1,
+            "bodySize": -1,
+        },
+        "cache": {},
+        "timings": {"send": 0, "wait": 0, "receive": 0},
+        "comment": f"capture {capture.id}: {capture.event_type}, secret {capture.verdict}",
+    }
+
+
+FORMATS = {
+    "ndjson": ("application/x-ndjson", "ndjson", ndjson),
+    "csv": ("text/csv", "csv", csv_rows),
+    "har": ("application/json", "har", har),
+}

@@ -1,0 +1,299 @@
+"""Inboxes as a team manages them: create, rename, settings, secrets, copy, delete.
+
+One set of rules for the dashboard, the API and the CLI: each takes plain
+values (form fields or JSON) and gets back either the changed inbox or a
+`SettingsError` naming the field and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import delete, select
+
+from . import storage
+from .extensions import db
+from .models import Capture, CaptureCount, ExpectedSecret, Inbox
+from .verification import digest, fingerprint
+
+MAX_RESPONSE_BODY = 64 * 1024
+MAX_DELAY_MS = 30_000
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+# The server sets these itself; a custom response may not.
+RESERVED_HEADERS = {"content-length", "transfer-encoding", "connection", "content-type"}
+
+# What "copy configuration" carries from one inbox to another (never captures).
+COPIED = (
+    "enforce_secret",
+    "response_status",
+    "response_content_type",
+    "response_body",
+    "response_headers",
+    "response_delay_ms",
+    "fail_remaining",
+    "fail_status",
+    "cors",
+    "capacity",
+    "retention_days",
+)
+
+
+@dataclass
+class SettingsError(Exception):
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def random_slug() -> str:
+    """An unguessable inbox name, for URLs that should not be found by trying."""
+    return secrets.token_hex(12)
+
+
+def check_slug(slug: str, *, field: str = "slug") -> str:
+    slug = (slug or "").strip()
+    if not storage.SLUG.match(slug):
+        raise SettingsError(
+            field,
+            "use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit",
+        )
+    return slug
+
+
+def create(slug: str | None = None) -> Inbox:
+    slug = check_slug(slug) if slug else random_slug()
+    if storage.find_inbox(slug) is not None:
+        raise SettingsError("slug", f"an inbox named {slug!r} already exists")
+    return storage.create_inbox(slug)
+
+
+def rename(inbox: Inbox, slug: str) -> Inbox:
+    slug = check_slug(slug)
+    if slug != inbox.slug and storage.find_inbox(slug) is not None:
+        raise SettingsError("slug", f"an inbox named {slug!r} already exists")
+    inbox.slug = slug
+    db.session.commit()
+    return inbox
+
+
+def remove(inbox: Inbox) -> None:
+    """Delete an inbox with its captures, counts and secrets."""
+    db.session.execute(delete(Capture).where(Capture.inbox_id == inbox.id))
+    db.session.execute(delete(CaptureCount).where(CaptureCount.inbox_id == inbox.id))
+    db.session.execute(delete(ExpectedSecret).where(ExpectedSecret.inbox_id == inbox.id))
+    db.session.delete(inbox)
+    db.session.commit()
+
+
+# Settings: each reader turns a submitted value into the stored one or raises.
+
+
+def _flag(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "on", "yes"):
+        return True
+    if text in ("0", "false", "off", "no", ""):
+        return False
+    raise SettingsError(name, "must be true or false")
+
+
+def _whole(name: str, value, low: int, high: int, *, optional: bool = False) -> int | None:
+    if optional and (value is None or str(value).strip() == ""):
+        return None
+    if isinstance(value, bool):
+        raise SettingsError(name, "must be a whole number")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise SettingsError(name, "must be a whole number") from None
+    if not low <= number <= high:
+        raise SettingsError(name, f"must be between {low} and {high}")
+    return number
+
+
+def _text(name: str, value, limit: int, *, single_line: bool = True) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    if len(text) > limit:
+        raise SettingsError(name, f"must be at most {limit} characters")
+    if single_line and ("\r" in text or "\n" in text):
+        raise SettingsError(name, "must be a single line")
+    return text or None
+
+
+def _headers(value) -> str:
+    """Extra response headers: a list of [name, value] pairs, or `Name: value` lines."""
+    if value is None or value == "":
+        return "[]"
+    if isinstance(value, str):
+        pairs = []
+        for line in value.splitlines():
+            if not line.strip():
+                continue
+            if ":" not in line:
+                raise SettingsError("response_headers", f"{line!r} is not 'Name: value'")
+            name, _, text = line.partition(":")
+            pairs.append([name.strip(), text.strip()])
+    elif isinstance(value, list):
+        pairs = value
+    else:
+        raise SettingsError("response_headers", "must be a list of [name, value] pairs")
+    clean = []
+    for pair in pairs:
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise SettingsError("response_headers", "each header is a [name, value] pair")
+        name, text = str(pair[0]), str(pair[1])
+        if not HEADER_NAME.match(name):
+            raise SettingsError("response_headers", f"{name!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise SettingsError(
+                "response_headers", f"{name} is set by the server (use response_content_type)"
+            )
+        if "\r" in text or "\n" in text or len(text) > 4096:
+            raise SettingsError("response_headers", f"the value of {name} is not valid")
+        clean.append([name, text])
+    if len(clean) > 50:
+        raise SettingsError("response_headers", "at most 50 headers")
+    return json.dumps(clean)
+
+
+def _forward_url(value) -> str | None:
+    text = _text("forward_url", value, 2000)
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError("forward_url", "must be an absolute http(s) URL")
+    return text
+
+
+READERS = {
+    "enforce_secret": lambda v: _flag("enforce_secret", v),
+    "cors": lambda v: _flag("cors", v),
+    # 1xx are interim answers: a server cannot end a request with one.
+    "response_status": lambda v: _whole("response_status", v, 200, 599),
+    "response_content_type": lambda v: _text("response_content_type", v, 200),
+    "response_body": lambda v: _text("response_body", v, MAX_RESPONSE_BODY, single_line=False),
+    "response_headers": _headers,
+    "response_delay_ms": lambda v: _whole("response_delay_ms", v, 0, MAX_DELAY_MS),
+    "fail_remaining": lambda v: _whole("fail_remaining", v, 0, 1_000_000),
+    "fail_status": lambda v: _whole("fail_status", v, 200, 599),
+    "capacity": lambda v: _whole("capacity", v, 1, 10_000_000, optional=True),
+    "retention_days": lambda v: _whole("retention_days", v, 1, 36_500, optional=True),
+    "forward_url": _forward_url,
+}
+
+
+def update(inbox: Inbox, values: Mapping) -> Inbox:
+    """Apply the given settings (others stay); all are checked before any is kept."""
+    unknown = set(values) - set(READERS) - {"slug"}
+    if unknown:
+        raise SettingsError(sorted(unknown)[0], "is not a setting")
+    changes = {name: READERS[name](values[name]) for name in values if name in READERS}
+    if "slug" in values:
+        slug = check_slug(values["slug"])
+        if slug != inbox.slug and storage.find_inbox(slug) is not None:
+            raise SettingsError("slug", f"an inbox named {slug!r} already exists")
+        changes["slug"] = slug
+    for name, value in changes.items():
+        setattr(inbox, name, value)
+    db.session.commit()
+    return inbox
+
+
+def settings(inbox: Inbox) -> dict:
+    """An inbox's settings as plain values (for the API and the settings form)."""
+    return {
+        "slug": inbox.slug,
+        "enforce_secret": inbox.enforce_secret,
+        "response_status": inbox.response_status,
+        "response_content_type": inbox.response_content_type,
+        "response_body": inbox.response_body,
+        "response_headers": json.loads(inbox.response_headers or "[]"),
+        "response_delay_ms": inbox.response_delay_ms,
+        "fail_remaining": inbox.fail_remaining,
+        "fail_status": inbox.fail_status,
+        "cors": inbox.cors,
+        "capacity": inbox.capacity,
+        "retention_days": inbox.retention_days,
+        "forward_url": inbox.forward_url,
+    }
+
+
+# Expected secrets.
+
+
+def secrets_of(inbox: Inbox) -> list[ExpectedSecret]:
+    return list(
+        db.session.execute(
+            select(ExpectedSecret)
+            .where(ExpectedSecret.inbox_id == inbox.id)
+            .order_by(ExpectedSecret.id)
+        ).scalars()
+    )
+
+
+def add_secret(inbox: Inbox, label: str, secret: str, user: str | None = None) -> ExpectedSecret:
+    label = (_text("label", label, 100) or "").strip()
+    if not label:
+        raise SettingsError("label", "is required")
+    if not secret:
+        raise SettingsError("secret", "is required")
+    if len(secret) > 1000:
+        raise SettingsError("secret", "must be at most 1000 characters")
+    key = current_app.config["SECRET_KEY"]
+    row = ExpectedSecret(
+        inbox_id=inbox.id,
+        label=label,
+        user=(_text("user", user, 200) or "").strip() or None,
+        digest=digest(key, secret),
+        fingerprint=fingerprint(key, secret),
+        created_at=storage.utcnow(),
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def remove_secret(inbox: Inbox, secret_id: int) -> bool:
+    result = db.session.execute(
+        delete(ExpectedSecret).where(
+            ExpectedSecret.inbox_id == inbox.id, ExpectedSecret.id == secret_id
+        )
+    )
+    db.session.commit()
+    return bool(result.rowcount)
+
+
+def copy_config(source: Inbox, target: Inbox) -> Inbox:
+    """Give `target` the configuration of `source`: secrets (as their hashes),
+    enforce mode, response, CORS, capacity and retention. Captures stay put."""
+    if source.id == target.id:
+        raise SettingsError("target", "is the same inbox")
+    for name in COPIED:
+        setattr(target, name, getattr(source, name))
+    db.session.execute(delete(ExpectedSecret).where(ExpectedSecret.inbox_id == target.id))
+    for secret in secrets_of(source):
+        db.session.add(
+            ExpectedSecret(
+                inbox_id=target.id,
+                label=secret.label,
+                user=secret.user,
+                digest=secret.digest,
+                fingerprint=secret.fingerprint,
+                created_at=storage.utcnow(),
+            )
+        )
+    db.session.commit()
+    return target

@@ -1,0 +1,291 @@
+"""Managing inboxes from the dashboard and the CLI, and who may do it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from receiver import storage
+from receiver.access import attempts
+
+REMOTE = {"REMOTE_ADDR": "203.0.113.5"}
+
+
+def token_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def form_post(client, page: str, action: str, **fields):
+    token = token_of(client.get(page).get_data(as_text=True))
+    return client.post(action, data={"csrf_token": token, **fields})
+
+
+def api_inbox(client, slug="default"):
+    return client.get(f"/api/inboxes/{slug}").get_json()
+
+
+def test_create_inbox_with_a_readable_or_a_random_name(client):
+    response = form_post(client, "/", "/inboxes", slug="acme-prod")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/inboxes/acme-prod"
+    response = form_post(client, "/", "/inboxes", slug="")
+    random_slug = response.headers["Location"].rsplit("/", 1)[1]
+    assert re.fullmatch(r"[0-9a-f]{24}", random_slug)
+    assert client.post(f"/hooks/{random_slug}").status_code == 200
+
+
+@pytest.mark.parametrize("slug", ["Bad Name", "-leading", "default", "x" * 65])
+def test_create_inbox_refuses_bad_or_taken_names_with_a_message(client, slug):
+    response = form_post(client, "/", "/inboxes", slug=slug)
+    assert response.status_code == 422
+    assert 'class="form-error"' in response.get_data(as_text=True)
+
+
+def test_forms_without_csrf_token_are_refused(client):
+    assert client.post("/inboxes", data={"slug": "x1"}).status_code == 400
+    assert client.post("/inboxes/default/settings", data={"cors": "on"}).status_code == 400
+    assert client.post("/tokens", data={"label": "t"}).status_code == 400
+
+
+def test_settings_form_saves_and_rejects_bad_values(client):
+    response = form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        slug="default",
+        enforce_secret="on",
+        response_status="202",
+        response_body="thanks",
+        response_content_type="text/plain",
+        response_headers="X-One: 1\nX-Two: two",
+        response_delay_ms="0",
+        fail_remaining="0",
+        fail_status="500",
+        capacity="50",
+        retention_days="7",
+    )
+    assert response.status_code == 303
+    saved = api_inbox(client)
+    assert saved["enforce_secret"] is True
+    assert saved["cors"] is False
+    assert saved["response_status"] == 202
+    assert saved["response_headers"] == [["X-One", "1"], ["X-Two", "two"]]
+    assert (saved["capacity"], saved["retention_days"]) == (50, 7)
+
+    bad = form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        slug="default",
+        response_status="700",
+    )
+    assert bad.status_code == 422
+    assert 'data-field="response_status"' in bad.get_data(as_text=True)
+    assert api_inbox(client)["response_status"] == 202
+
+
+def test_rename_moves_the_capture_url(client):
+    capture_id = client.post("/hooks/default").get_json()["id"]
+    response = form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        slug="renamed",
+        response_status="200",
+        response_delay_ms="0",
+        fail_remaining="0",
+        fail_status="500",
+    )
+    assert response.status_code == 303
+    assert client.post("/hooks/default").status_code == 404
+    assert client.post("/hooks/renamed").status_code == 200
+    assert client.get(f"/api/captures/{capture_id}").get_json()["inbox"] == "renamed"
+
+
+def test_secrets_are_added_and_removed_from_the_settings_page(client):
+    page = "/inboxes/default/settings"
+    response = form_post(client, page, "/inboxes/default/secrets", label="prod", secret="k-123456")
+    assert response.status_code == 303
+    html = client.get(page).get_data(as_text=True)
+    assert 'data-secret-label="prod"' in html
+    assert "k-123456" not in html
+    verified = client.post("/hooks/default", data={"secrettoken": "k-123456"}).get_json()["id"]
+    assert client.get(f"/api/captures/{verified}").get_json()["secret"]["verdict"] == "verified"
+    remove = re.search(r'action="(/inboxes/default/secrets/\d+/remove)"', html).group(1)
+    assert form_post(client, page, remove).status_code == 303
+    assert 'data-secret-label="prod"' not in client.get(page).get_data(as_text=True)
+
+
+def test_copy_config_from_the_dashboard_creates_the_target(client):
+    page = "/inboxes/default/settings"
+    form_post(client, page, "/inboxes/default/secrets", label="prod", secret="k-123456")
+    response = form_post(client, page, "/inboxes/default/copy-config", to="staging")
+    assert response.status_code == 303
+    copied = api_inbox(client, "staging")
+    assert [s["label"] for s in copied["secrets"]] == ["prod"]
+    delivery = client.post("/hooks/staging", data={"secrettoken": "k-123456"}).get_json()["id"]
+    assert client.get(f"/api/captures/{delivery}").get_json()["secret"]["label"] == "prod"
+
+
+def test_delete_inbox_asks_then_deletes_it_with_its_captures(client):
+    form_post(client, "/", "/inboxes", slug="doomed")
+    capture_id = client.post("/hooks/doomed").get_json()["id"]
+    confirm = client.get("/inboxes/doomed/delete").get_data(as_text=True)
+    assert "1 captures" in confirm
+    response = client.post("/inboxes/doomed/delete", data={"csrf_token": token_of(confirm)})
+    assert response.status_code == 303
+    assert client.post("/hooks/doomed").status_code == 404
+    assert client.get(f"/api/captures/{capture_id}").status_code == 404
+
+
+def test_api_tokens_are_shown_once_and_work_until_revoked(app, client):
+    response = form_post(client, "/tokens", "/tokens", label="ci")
+    html = response.get_data(as_text=True)
+    token = re.search(r'id="new-token">(whr_[^<]+)<', html).group(1)
+    assert token not in client.get("/tokens").get_data(as_text=True)
+    app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = "scrypt:dummy"  # logins now required
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/inboxes", headers=bearer).status_code == 200
+    app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = None
+    revoke = re.search(
+        r'action="(/tokens/\d+/revoke)"', client.get("/tokens").get_data(as_text=True)
+    )
+    assert form_post(client, "/tokens", revoke.group(1)).status_code == 303
+    app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = "scrypt:dummy"
+    assert client.get("/api/inboxes", headers=bearer).status_code == 401
+
+
+# Access without a password: this machine only.
+
+
+@pytest.mark.parametrize("path", ["/", "/inboxes/default", "/tokens", "/api/inboxes"])
+def test_other_machines_get_403_naming_the_setting_when_no_password(client, path):
+    response = client.get(path, environ_base=REMOTE)
+    assert response.status_code == 403
+    assert "RECEIVER_ADMIN_PASSWORD" in response.get_data(as_text=True)
+
+
+def test_capture_urls_and_health_stay_open_to_other_machines(client):
+    assert client.post("/hooks/default", environ_base=REMOTE).status_code == 200
+    assert client.get("/healthz", environ_base=REMOTE).status_code == 200
+
+
+def test_a_local_proxy_forwarding_someone_else_is_not_this_machine(client):
+    response = client.get("/", headers={"X-Forwarded-For": "203.0.113.5"})
+    assert response.status_code == 403
+
+
+# Access with a password: log in.
+
+
+@pytest.fixture
+def password_app(app):
+    from werkzeug.security import generate_password_hash
+
+    app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = generate_password_hash("correct horse")
+    attempts._failures.clear()
+    return app
+
+
+def test_pages_redirect_to_login_and_login_lets_people_in(password_app):
+    client = password_app.test_client()
+    response = client.get("/inboxes/default", environ_base=REMOTE)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=/inboxes/default"
+    page = client.get("/login?next=/inboxes/default", environ_base=REMOTE)
+    wrong = client.post(
+        "/login?next=/inboxes/default",
+        data={"csrf_token": token_of(page.get_data(as_text=True)), "password": "nope"},
+        environ_base=REMOTE,
+    )
+    assert wrong.status_code == 401
+    assert "not right" in wrong.get_data(as_text=True)
+    right = client.post(
+        "/login?next=/inboxes/default",
+        data={"csrf_token": token_of(page.get_data(as_text=True)), "password": "correct horse"},
+        environ_base=REMOTE,
+    )
+    assert right.status_code == 303
+    assert right.headers["Location"] == "/inboxes/default"
+    assert client.get("/inboxes/default", environ_base=REMOTE).status_code == 200
+    logout_token = token_of(client.get("/", environ_base=REMOTE).get_data(as_text=True))
+    client.post("/logout", data={"csrf_token": logout_token}, environ_base=REMOTE)
+    assert client.get("/inboxes/default", environ_base=REMOTE).status_code == 302
+
+
+def test_login_never_redirects_off_site(password_app):
+    client = password_app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    response = client.post(
+        "/login?next=//evil.example/",
+        data={"csrf_token": token_of(page), "password": "correct horse"},
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_login_attempts_are_rate_limited(password_app):
+    client = password_app.test_client()
+    token = token_of(client.get("/login").get_data(as_text=True))
+    statuses = [
+        client.post("/login", data={"csrf_token": token, "password": f"guess{i}"}).status_code
+        for i in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]
+    blocked = client.post("/login", data={"csrf_token": token, "password": "correct horse"})
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) > 0
+
+
+def test_api_needs_a_token_when_a_password_is_set(password_app):
+    client = password_app.test_client()
+    response = client.get("/api/inboxes")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.get_json()["error"]["code"] == "login_required"
+
+
+# CLI
+
+
+def test_cli_set_copy_and_purge(app, runner, client):
+    result = runner.invoke(args=["inbox", "set", "default", "response_status=201", "cors=true"])
+    assert result.exit_code == 0, result.output
+    assert "response_status: 201" in result.output
+    bad = runner.invoke(args=["inbox", "set", "default", "response_status=99"])
+    assert bad.exit_code != 0 and "response_status" in bad.output
+    assert runner.invoke(args=["inbox", "set", "default", "nonsense"]).exit_code != 0
+    assert runner.invoke(args=["inbox", "copy-config", "default", "copy"]).exit_code == 0
+    assert api_inbox(client, "copy")["response_status"] == 201
+
+    old = client.post("/hooks/default").get_json()["id"]
+    fresh = client.post("/hooks/default").get_json()["id"]
+    with app.app_context():
+        from receiver.extensions import db
+        from receiver.models import Capture
+
+        db.session.get(Capture, old).received_at = storage.utcnow().replace(year=2000)
+        db.session.commit()
+    runner.invoke(args=["inbox", "set", "default", "retention_days=30"])
+    result = runner.invoke(args=["purge"])
+    assert "default: purged 1 captures" in result.output
+    assert client.get(f"/api/captures/{old}").status_code == 404
+    assert client.get(f"/api/captures/{fresh}").status_code == 200
+    counts = client.get("/inboxes/default").get_data(as_text=True)
+    assert re.search(r"All</span>\s*<span class=\"count\">1<", counts)
+
+
+def test_retention_also_applies_as_captures_arrive(app, client):
+    client.post("/hooks/default")
+    old = client.post("/hooks/default").get_json()["id"]
+    with app.app_context():
+        from receiver.extensions import db
+        from receiver.models import Capture
+
+        db.session.get(Capture, old).received_at = storage.utcnow().replace(year=2000)
+        inbox = storage.find_inbox("default")
+        inbox.retention_days = 1
+        db.session.commit()
+    storage._last_purge.clear()
+    client.post("/hooks/default")
+    assert client.get(f"/api/captures/{old}").status_code == 404

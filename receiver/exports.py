@@ -58,7 +58,7 @@ def _csv_line(values: list) -> str:
     return buffer.getvalue()
 
 
-FIXED = ["id", "received_at", "method", "path", "event_type", "code", "user", "verdict"]
+FIXED = ["capture_id", "received_at", "method", "path", "event_type", "verdict"]
 
 
 def csv_rows(inbox: Inbox, base_url: str) -> Iterator[str]:
@@ -68,7 +68,8 @@ def csv_rows(inbox: Inbox, base_url: str) -> Iterator[str]:
         for row in rows:
             for _source, name, _value in json.loads(row.params):
                 names.setdefault(name, None)
-    yield _csv_line(FIXED + list(names))
+    # A parameter named like a fixed column gets a prefix instead of a duplicate header.
+    yield _csv_line(FIXED + [f"param:{n}" if n in FIXED else n for n in names])
     for capture in _captures(inbox):
         first: dict[str, str] = {}
         for _source, name, value in capture.param_list:
@@ -79,8 +80,6 @@ def csv_rows(inbox: Inbox, base_url: str) -> Iterator[str]:
             capture.method,
             capture.path,
             capture.event_type,
-            capture.code,
-            capture.user,
             capture.verdict,
         ]
         yield _csv_line(fixed + [first.get(name, "") for name in names])

@@ -6,6 +6,15 @@ can be overridden from the environment.
 """
 
 import os
+import shutil
+import tempfile
+
+# Metrics from every worker are collected through files in this folder; it
+# must be set before prometheus_client is first imported.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(tempfile.gettempdir(), f"receiver-metrics-{os.getpid()}"),
+)
 
 from receiver import wire
 
@@ -30,6 +39,9 @@ wire.install()
 
 def on_starting(server):
     """Upgrade the schema and create the default inbox once, before workers fork."""
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir)
     from receiver import create_app
     from receiver.cli import setup_database
     from receiver.extensions import db
@@ -43,3 +55,13 @@ def on_starting(server):
         server.log.info("Dashboard:   %s/", base)
         # Workers open their own connections; none may inherit the master's.
         db.engine.dispose()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -39,8 +39,10 @@ from .models import ApiToken
 
 bp = Blueprint("access", __name__)
 
-OPEN_BLUEPRINTS = {"hooks", "ops"}
-OPEN_ENDPOINTS = {"static", "access.login"}
+OPEN_BLUEPRINTS = {"hooks"}
+OPEN_ENDPOINTS = {"static", "access.login", "ops.healthz", "ops.readyz"}
+# Answered like the API: bearer tokens accepted, JSON errors.
+MACHINE_ENDPOINTS = {"ops.metrics"}
 LOGIN_ATTEMPTS = 5
 LOGIN_WINDOW_SECONDS = 300
 TOKEN_PREFIX = "whr_"
@@ -109,7 +111,7 @@ def guard():
         return None
     if request.endpoint is None:
         return None  # a 404 says nothing about anyone's data
-    api = request.blueprint == "api"
+    api = request.blueprint == "api" or request.endpoint in MACHINE_ENDPOINTS
     if api and _bearer_ok():
         return None
     if not login_required():

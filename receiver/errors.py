@@ -7,6 +7,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from . import metrics
 from .extensions import db
 
 log = logging.getLogger("receiver")
@@ -32,6 +33,8 @@ def _code(exc: HTTPException) -> str:
 
 
 def handle_http_error(exc: HTTPException):
+    if request.path.startswith("/hooks/") and exc.code in (413, 405, 400):
+        metrics.rejected(_code(exc))
     if wants_json():
         response = error_response(exc.code or 500, _code(exc), exc.description or exc.name)
         if exc.code == 405 and exc.valid_methods:

@@ -17,7 +17,7 @@ from datetime import UTC, timedelta
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from . import catalog, storage
+from . import catalog, metrics, storage
 from .capture import Reading, encode, fired_webhook_lines, read_request
 from .errors import error_response, handle_http_error
 from .extensions import csrf
@@ -40,6 +40,7 @@ def capture(inbox: str, rest: str):
         if current_app.config["RECEIVER_AUTO_CREATE_INBOXES"] and storage.SLUG.match(inbox):
             box = storage.create_inbox(inbox)
         else:
+            metrics.rejected("unknown_inbox")
             return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
 
     reading = read_request(request, rest)
@@ -60,6 +61,9 @@ def capture(inbox: str, rest: str):
         row, box.capacity or current_app.config["RECEIVER_INBOX_CAPACITY"]
     )
 
+    metrics.captured(box.slug, row["event_type"], row["verdict"])
+    if rejected:
+        metrics.rejected("secret_rejected")
     if current_app.config["RECEIVER_LOG_CAPTURES"]:
         # One record, so lines from concurrent deliveries never interleave.
         log.info("\n".join(fired_webhook_lines(json.loads(row["params"]))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from . import metrics
 from .errors import error_response
 from .extensions import db
 
@@ -26,3 +27,9 @@ def readyz():
         db.session.rollback()
         return error_response(503, "database_unavailable", f"Database unreachable: {exc}")
     return jsonify(ok=True)
+
+
+@bp.get("/metrics")
+def prometheus():
+    """Prometheus metrics; guarded like the API (it names inboxes)."""
+    return metrics.exposition()

@@ -112,3 +112,35 @@ def test_default_inbox_and_health_endpoints(live_server):
     assert requests.get(f"{live_server.url}/healthz", timeout=5).json() == {"ok": True}
     assert requests.get(f"{live_server.url}/readyz", timeout=5).json() == {"ok": True}
     assert requests.get(f"{live_server.url}/hooks/default", timeout=5).status_code == 200
+
+
+def metric(text: str, name: str, *labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(label in line for label in labels):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_add_up_across_workers(live_server):
+    def scrape():
+        return requests.get(f"{live_server.url}/metrics", timeout=5).text
+
+    lead = ('event_type="LEAD_CREATED"', 'inbox="default"')
+    before = scrape()
+    for _ in range(12):
+        # A new connection each time spreads the deliveries over both workers.
+        requests.post(f"{live_server.url}/hooks/default/m", data={"event": "LEAD_CREATED"})
+    requests.post(f"{live_server.url}/hooks/no-such-inbox", timeout=5)
+    after = scrape()
+    assert (
+        metric(after, "receiver_captures_total", *lead)
+        - metric(before, "receiver_captures_total", *lead)
+        == 12
+    )
+    unknown = 'reason="unknown_inbox"'
+    assert (
+        metric(after, "receiver_rejected_requests_total", unknown)
+        - metric(before, "receiver_rejected_requests_total", unknown)
+        == 1
+    )
+    assert metric(after, "receiver_request_seconds_count", 'area="hooks"') >= 13

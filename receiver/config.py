@@ -65,6 +65,10 @@ def from_environment(instance_path: str) -> dict:
             "RECEIVER_SQLITE_SYNCHRONOUS", "NORMAL"
         ).upper(),
         "RECEIVER_LOG_CAPTURES": _bool("RECEIVER_LOG_CAPTURES", True),
+        # How long a worker may reuse an inbox's settings before reading them again.
+        "RECEIVER_SETTINGS_CACHE_SECONDS": float(
+            os.environ.get("RECEIVER_SETTINGS_CACHE_SECONDS", "1") or 1
+        ),
         "RECEIVER_STREAM_SECONDS": _int("RECEIVER_STREAM_SECONDS", 55),
         "RECEIVER_STREAM_HEARTBEAT_SECONDS": _int("RECEIVER_STREAM_HEARTBEAT_SECONDS", 15),
         # Dashboard and API login; unset: only loopback clients may use them.

@@ -20,9 +20,9 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from . import catalog, metrics, storage
 from .capture import Reading, encode, fired_webhook_lines, read_request
 from .errors import error_response, handle_http_error
-from .extensions import csrf
-from .models import Inbox
+from .extensions import csrf, db
 from .verification import Redactor, Verdict, received_secrets, verify
+from .writer import StorageUnavailable, writer_for
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 csrf.exempt(bp)
@@ -35,18 +35,20 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 @bp.route("/<inbox>", methods=METHODS, defaults={"rest": ""}, provide_automatic_options=False)
 @bp.route("/<inbox>/<path:rest>", methods=METHODS, provide_automatic_options=False)
 def capture(inbox: str, rest: str):
-    box = storage.find_inbox(inbox)
+    config = current_app.config
+    box = storage.inbox_config(inbox, config["RECEIVER_SETTINGS_CACHE_SECONDS"])
     if box is None:
-        if current_app.config["RECEIVER_AUTO_CREATE_INBOXES"] and storage.SLUG.match(inbox):
-            box = storage.create_inbox(inbox)
+        if config["RECEIVER_AUTO_CREATE_INBOXES"] and storage.SLUG.match(inbox):
+            storage.create_inbox(inbox)
+            box = storage.inbox_config(inbox, 0)
         else:
             metrics.rejected("unknown_inbox")
             return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
 
     reading = read_request(request, rest)
-    key = current_app.config["SECRET_KEY"]
+    key = config["SECRET_KEY"]
     values = reading.values()
-    verdict = verify(key, values, storage.expected_secrets(box.id))
+    verdict = verify(key, values, list(box.expected))
     redactor = Redactor(key, received_secrets(values))
     row = build_row(reading, box.id, verdict, redactor)
     rejected = box.enforce_secret and not verdict.accepted
@@ -57,14 +59,23 @@ def capture(inbox: str, rest: str):
     row["answered_status"] = (
         401 if rejected else box.fail_status if failing else box.response_status
     )
-    capture_id = storage.save_capture(
-        row, box.capacity or current_app.config["RECEIVER_INBOX_CAPACITY"]
-    )
+    try:
+        capture_id = writer_for(current_app, db.engine).save(
+            row, box.capacity or config["RECEIVER_INBOX_CAPACITY"]
+        )
+    except StorageUnavailable as exc:
+        metrics.rejected("storage_unavailable")
+        log.error("capture not stored: %s", exc)
+        response = error_response(
+            503, "storage_unavailable", "The capture could not be stored; send it again."
+        )
+        response.headers["Retry-After"] = "1"
+        return response
 
     metrics.captured(box.slug, row["event_type"], row["verdict"])
     if rejected:
         metrics.rejected("secret_rejected")
-    if current_app.config["RECEIVER_LOG_CAPTURES"]:
+    if config["RECEIVER_LOG_CAPTURES"]:
         # One record, so lines from concurrent deliveries never interleave.
         log.info("\n".join(fired_webhook_lines(json.loads(row["params"]))))
 
@@ -76,7 +87,7 @@ def capture(inbox: str, rest: str):
     return response
 
 
-def answer(box: Inbox, capture_id: int, *, rejected: bool, failing: bool) -> Response:
+def answer(box: storage.InboxConfig, capture_id: int, *, rejected: bool, failing: bool) -> Response:
     """What the sender is told: 401 in enforce mode, a simulated failure, the
     inbox's custom response, or the default JSON acknowledgement."""
     if rejected:
@@ -97,7 +108,7 @@ def answer(box: Inbox, capture_id: int, *, rejected: bool, failing: bool) -> Res
             content_type=box.response_content_type or "text/plain; charset=utf-8",
         )
     if not (rejected or failing):
-        for name, value in json.loads(box.response_headers or "[]"):
+        for name, value in box.response_headers:
             response.headers.add(name, value)
     response.headers["X-Capture-Id"] = str(capture_id)
     if box.cors:

@@ -81,6 +81,7 @@ def rename(inbox: Inbox, slug: str) -> Inbox:
         raise SettingsError("slug", f"an inbox named {slug!r} already exists")
     inbox.slug = slug
     db.session.commit()
+    storage.forget_inboxes()
     return inbox
 
 
@@ -91,6 +92,7 @@ def remove(inbox: Inbox) -> None:
     db.session.execute(delete(ExpectedSecret).where(ExpectedSecret.inbox_id == inbox.id))
     db.session.delete(inbox)
     db.session.commit()
+    storage.forget_inboxes()
 
 
 # Settings: each reader turns a submitted value into the stored one or raises.
@@ -209,6 +211,7 @@ def update(inbox: Inbox, values: Mapping) -> Inbox:
     for name, value in changes.items():
         setattr(inbox, name, value)
     db.session.commit()
+    storage.forget_inboxes()
     return inbox
 
 
@@ -263,6 +266,7 @@ def add_secret(inbox: Inbox, label: str, secret: str, user: str | None = None) -
     )
     db.session.add(row)
     db.session.commit()
+    storage.forget_inboxes()
     return row
 
 
@@ -273,6 +277,7 @@ def remove_secret(inbox: Inbox, secret_id: int) -> bool:
         )
     )
     db.session.commit()
+    storage.forget_inboxes()
     return bool(result.rowcount)
 
 
@@ -296,4 +301,5 @@ def copy_config(source: Inbox, target: Inbox) -> Inbox:
             )
         )
     db.session.commit()
+    storage.forget_inboxes()
     return target

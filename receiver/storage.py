@@ -8,9 +8,12 @@ counts, the duplicate link and the capacity trim commit with the capture.
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Text, cast, delete, func, insert, or_, select, update
@@ -58,6 +61,72 @@ def expected_secrets(inbox_id: int) -> list[Expected]:
         .order_by(ExpectedSecret.id)
     )
     return [Expected(label=label, digest=digest, user=user) for label, digest, user in rows]
+
+
+@dataclass(frozen=True)
+class InboxConfig:
+    """What the capture path needs of an inbox: a plain snapshot, cheap to keep."""
+
+    id: int
+    slug: str
+    enforce_secret: bool
+    capacity: int | None
+    retention_days: int | None
+    response_status: int
+    response_content_type: str | None
+    response_body: str | None
+    response_headers: tuple[tuple[str, str], ...]
+    response_delay_ms: int
+    fail_remaining: int
+    fail_status: int
+    cors: bool
+    forward_url: str | None
+    expected: tuple[Expected, ...]
+
+
+_configs: dict[str, tuple[float, InboxConfig]] = {}
+_configs_lock = threading.Lock()
+
+
+def inbox_config(slug: str, max_age: float) -> InboxConfig | None:
+    """An inbox's settings and expected secrets, from this process's cache when
+    younger than `max_age` seconds. A change made in this process applies at
+    once (see forget_inboxes); one made in another worker within `max_age`."""
+    now = time.monotonic()
+    cached = _configs.get(slug)
+    if cached is not None and now - cached[0] < max_age:
+        return cached[1]
+    inbox = find_inbox(slug)
+    if inbox is None:
+        return None
+    config = InboxConfig(
+        id=inbox.id,
+        slug=inbox.slug,
+        enforce_secret=inbox.enforce_secret,
+        capacity=inbox.capacity,
+        retention_days=inbox.retention_days,
+        response_status=inbox.response_status,
+        response_content_type=inbox.response_content_type,
+        response_body=inbox.response_body,
+        response_headers=tuple(tuple(pair) for pair in json.loads(inbox.response_headers or "[]")),
+        response_delay_ms=inbox.response_delay_ms,
+        fail_remaining=inbox.fail_remaining,
+        fail_status=inbox.fail_status,
+        cors=inbox.cors,
+        forward_url=inbox.forward_url,
+        expected=tuple(expected_secrets(inbox.id)),
+    )
+    db.session.rollback()  # end the read; nothing on this path holds a transaction open
+    if max_age > 0:
+        with _configs_lock:
+            _configs[slug] = (now, config)
+    return config
+
+
+def forget_inboxes() -> None:
+    """Drop cached inbox settings after a change."""
+    with _configs_lock:
+        _configs.clear()
 
 
 def take_failure(inbox_id: int) -> bool:

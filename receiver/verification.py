@@ -8,6 +8,7 @@ enough to tell which key a delivery used without revealing it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -149,7 +150,8 @@ def _hex(byte: int) -> str:
     return "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{byte:02X}")
 
 
-def _spellings(char: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def _spellings(char: str) -> tuple[str, ...]:
     """Regexes (as text) for every way one character of a secret may be sent."""
     utf8 = char.encode("utf-8")
     forms = [re.escape(char)]
@@ -166,18 +168,25 @@ def _spellings(char: str) -> list[str]:
         forms.append(re.escape(utf8.decode("latin-1")))  # UTF-8 read as latin-1
         if ord(char) < 256:
             forms.append("%" + _hex(ord(char)))  # latin-1, percent-encoded
-    return forms
+    return tuple(forms)
 
 
 def _text_pattern(secret: str) -> re.Pattern[str]:
-    return re.compile("".join("(?:" + "|".join(_spellings(c)) + ")" for c in secret))
+    return re.compile("".join(_text_group(c) for c in secret))
 
 
 def _bytes_pattern(secret: str) -> re.Pattern[bytes]:
-    parts = []
-    for char in secret:
-        forms = [form.encode("utf-8") for form in _spellings(char)]
-        if ord(char) < 256:
-            forms.append(re.escape(char.encode("latin-1")))  # a latin-1 body
-        parts.append(b"(?:" + b"|".join(forms) + b")")
-    return re.compile(b"".join(parts))
+    return re.compile(b"".join(_bytes_group(c) for c in secret))
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_group(char: str) -> str:
+    return "(?:" + "|".join(_spellings(char)) + ")"
+
+
+@functools.lru_cache(maxsize=4096)
+def _bytes_group(char: str) -> bytes:
+    forms = [form.encode("utf-8") for form in _spellings(char)]
+    if ord(char) < 256:
+        forms.append(re.escape(char.encode("latin-1")))  # a latin-1 body
+    return b"(?:" + b"|".join(forms) + b")"

@@ -32,6 +32,8 @@ def make_app(database_url: str, **overrides):
         "TESTING": True,
         "SECRET_KEY": SECRET_KEY,
         "SQLALCHEMY_DATABASE_URI": database_url,
+        # Tests change settings and deliver at once: no cached settings.
+        "RECEIVER_SETTINGS_CACHE_SECONDS": 0,
     }
     config.update(overrides)
     return create_app(config)
@@ -78,6 +80,9 @@ def app_config():
 def app(database_url, app_config):
     app = make_app(database_url, **app_config)
     yield app
+    writer = app.extensions.get("receiver.writer")
+    if writer is not None:
+        writer.close()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -1,9 +1,6 @@
-"""Storage: write captures on the lean path, read them back for pages and the API.
-
-The write path uses SQLAlchemy Core statements in one transaction whose first
-statement is the insert, so on SQLite the write lock is taken before anything
-is read (no stale-snapshot "database is locked"), and on every database the
-counts, the duplicate link and the capacity trim commit with the capture.
+"""Storage: inboxes and captures read back for pages and the API, deletes and
+purges that keep the per-inbox counts right, and the inbox settings snapshot
+the capture path uses. Captures themselves are written by receiver/writer.py.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Text, cast, delete, func, insert, or_, select, update
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import load_only
 
@@ -140,37 +137,6 @@ def take_failure(inbox_id: int) -> bool:
     return result.rowcount == 1
 
 
-def save_capture(row: dict, capacity: int) -> int:
-    """Store one capture with its count, duplicate link and capacity trim; commit.
-
-    Returns the new capture's id once the commit has returned: a sender is only
-    acknowledged for what is durably stored.
-    """
-    session = db.session
-    try:
-        capture_id = session.execute(insert(captures).values(**row)).inserted_primary_key[0]
-        inbox_id = row["inbox_id"]
-        if row.get("dedupe_key"):
-            first = session.execute(
-                select(func.min(captures.c.id)).where(
-                    captures.c.inbox_id == inbox_id,
-                    captures.c.dedupe_key == row["dedupe_key"],
-                    captures.c.id < capture_id,
-                )
-            ).scalar()
-            if first is not None:
-                session.execute(
-                    update(captures).where(captures.c.id == capture_id).values(duplicate_of=first)
-                )
-        _add_count(inbox_id, row["event_type"], row["verdict"], 1)
-        _trim(inbox_id, capacity)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    return capture_id
-
-
 def _add_count(inbox_id: int, event_type: str, verdict: str, delta: int) -> None:
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -185,23 +151,6 @@ def _add_count(inbox_id: int, event_type: str, verdict: str, delta: int) -> None
         set_={"n": counts.c.n + delta},
     )
     db.session.execute(stmt)
-
-
-def _trim(inbox_id: int, capacity: int) -> None:
-    """Drop the oldest captures beyond the inbox's capacity."""
-    total = db.session.execute(
-        select(func.coalesce(func.sum(counts.c.n), 0)).where(counts.c.inbox_id == inbox_id)
-    ).scalar()
-    excess = int(total) - capacity
-    if excess <= 0:
-        return
-    oldest = db.session.execute(
-        select(captures.c.id, captures.c.event_type, captures.c.verdict)
-        .where(captures.c.inbox_id == inbox_id)
-        .order_by(captures.c.id)
-        .limit(excess)
-    ).all()
-    _delete_rows(inbox_id, oldest)
 
 
 def _delete_rows(inbox_id: int, rows) -> None:

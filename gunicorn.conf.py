@@ -21,7 +21,9 @@ from receiver import wire
 bind = os.environ.get("RECEIVER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RECEIVER_WORKERS", "2"))
 worker_class = os.environ.get("RECEIVER_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("RECEIVER_THREADS", "16"))
+# Each open dashboard holds a thread for its live stream (at most
+# RECEIVER_MAX_STREAMS, default threads - 8, per worker); the rest serve deliveries.
+threads = int(os.environ.get("RECEIVER_THREADS", "40"))
 # Live streams end themselves after RECEIVER_STREAM_SECONDS; this only
 # bounds a stuck request.
 timeout = int(os.environ.get("RECEIVER_TIMEOUT", "120"))
@@ -55,6 +57,13 @@ def on_starting(server):
         server.log.info("Dashboard:   %s/", base)
         # Workers open their own connections; none may inherit the master's.
         db.engine.dispose()
+
+
+def post_worker_init(worker):
+    """Live streams watch this worker's state, to end when it is stopping."""
+    from receiver import live
+
+    live.worker = worker
 
 
 def child_exit(server, worker):

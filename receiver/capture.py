@@ -14,7 +14,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -64,6 +64,7 @@ class Reading:
 
     method: str
     path: str
+    raw_path: str  # as sent, percent-encoding kept
     subpath: str
     query_string: bytes
     headers: list[tuple[str, str]]
@@ -105,6 +106,7 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
     return Reading(
         method=request.method,
         path=request.path,
+        raw_path=raw_path(request.environ, request.path),
         subpath=subpath,
         query_string=request.query_string,
         headers=headers,
@@ -117,6 +119,15 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
         query=query,
         params=merge_params(body, query),
     )
+
+
+def raw_path(environ, path: str) -> str:
+    """The path exactly as the request line had it (gunicorn's RAW_URI)."""
+    uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    if "://" in uri.split("?", 1)[0]:  # absolute-form request target
+        uri = urlsplit(uri).path
+    uri = uri.split("?", 1)[0]
+    return uri if uri.startswith("/") else quote(path)
 
 
 def read_raw_body(environ, limit: int | None) -> bytes:

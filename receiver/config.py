@@ -71,6 +71,11 @@ def from_environment(instance_path: str) -> dict:
         ),
         "RECEIVER_STREAM_SECONDS": _int("RECEIVER_STREAM_SECONDS", 55),
         "RECEIVER_STREAM_HEARTBEAT_SECONDS": _int("RECEIVER_STREAM_HEARTBEAT_SECONDS", 15),
+        # Live streams per worker; keep it below RECEIVER_THREADS so deliveries
+        # always find a free thread.
+        "RECEIVER_MAX_STREAMS": _int(
+            "RECEIVER_MAX_STREAMS", max(1, int(os.environ.get("RECEIVER_THREADS", "40")) - 8)
+        ),
         # Dashboard and API login; unset: only loopback clients may use them.
         "RECEIVER_ADMIN_PASSWORD": os.environ.get("RECEIVER_ADMIN_PASSWORD") or None,
         # Server-side requests (replay, forwarding) are off until enabled, and

@@ -170,7 +170,7 @@ def build_row(reading: Reading, inbox_id: int, verdict: Verdict, redactor: Redac
         "parts": [asdict(part) for part in reading.body.parts],
         "findings": [asdict(finding) for finding in findings],
         "json": reading.body.has_json,
-        "subpath": red_text(reading.subpath),
+        "raw_path": red_text(reading.raw_path),
     }
     first = {name: vals[0] for name, vals in values.items()}
     return {

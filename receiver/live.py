@@ -1,44 +1,165 @@
 """Live feed: a Server-Sent Events stream of "new capture, id N" for one inbox.
 
-The stream reads a database cursor, so a capture stored by any worker (or any
-app server sharing the database) reaches every open page; nothing is kept in
-one process's memory. It honours Last-Event-ID, so a reconnecting page is told
-at once about what arrived while it was away, sends heartbeats so proxies keep
-the connection, and ends after a bounded time; the browser reconnects.
+Arrivals are read from the database, so a capture stored by any worker (or any
+app server sharing the database) reaches every open page; nothing is passed
+in one process's memory from writer to reader. Each worker runs one watcher
+thread that asks the database for the newest capture id per inbox a few
+times a second and wakes the streams waiting on those inboxes; a stream then
+tells its page, which fetches the rows itself.
+
+A stream honours Last-Event-ID (a reconnecting page is told at once about
+what arrived while it was away), sends heartbeats, notices a closed tab
+within a second, ends after a bounded time (the browser reconnects) or when
+its worker is stopping, and the number of streams per worker is capped so
+open dashboards never take the threads that deliveries need.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from flask import Flask
 from sqlalchemy import Engine, func, select
 
 from .models import Capture
 
 POLL_SECONDS = 0.25
+CHECK_SECONDS = 1.0
 RETRY_MS = 1000
 
 captures = Capture.__table__
 
 
-def newest(engine: Engine, inbox_id: int, after: int) -> int | None:
-    with engine.connect() as conn:
-        return conn.execute(
-            select(func.max(captures.c.id)).where(
-                captures.c.inbox_id == inbox_id, captures.c.id > after
-            )
-        ).scalar()
+class Watcher:
+    """One per worker: the newest capture id of each inbox, kept current."""
+
+    def __init__(self, engine: Engine, poll: float = POLL_SECONDS):
+        self._engine = engine
+        self._poll = poll
+        self._newest: dict[int, int] = {}
+        self._seen = 0
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def newest(self, inbox_id: int, after: int) -> int | None:
+        """The newest capture id of an inbox when it is above `after`, straight
+        from the database (for catching up when a stream starts)."""
+        with self._engine.connect() as conn:
+            return conn.execute(
+                select(func.max(captures.c.id)).where(
+                    captures.c.inbox_id == inbox_id, captures.c.id > after
+                )
+            ).scalar()
+
+    def wait(self, inbox_id: int, after: int, timeout: float) -> int | None:
+        """Block until the inbox has a capture above `after`, or `timeout` passes."""
+        self._start()
+        with self._changed:
+            self._changed.wait_for(lambda: self._newest.get(inbox_id, 0) > after, timeout)
+            found = self._newest.get(inbox_id, 0)
+        return found if found > after else None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                with self._engine.connect() as conn:
+                    self._seen = conn.execute(select(func.max(captures.c.id))).scalar() or 0
+                self._thread = threading.Thread(target=self._run, name="live-watcher", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll):
+            try:
+                with self._engine.connect() as conn:
+                    rows = conn.execute(
+                        select(captures.c.inbox_id, func.max(captures.c.id))
+                        .where(captures.c.id > self._seen)
+                        .group_by(captures.c.inbox_id)
+                    ).all()
+            except Exception:  # the database is away for a moment; try again
+                continue
+            if rows:
+                with self._changed:
+                    for inbox_id, newest in rows:
+                        self._newest[inbox_id] = max(newest, self._newest.get(inbox_id, 0))
+                        self._seen = max(self._seen, newest)
+                    self._changed.notify_all()
+
+
+def watcher_for(app: Flask, engine: Engine) -> Watcher:
+    watcher = app.extensions.get("receiver.watcher")
+    if watcher is None:
+        watcher = app.extensions.setdefault("receiver.watcher", Watcher(engine))
+    return watcher
+
+
+def slots_for(app: Flask) -> StreamSlots:
+    slots = app.extensions.get("receiver.stream_slots")
+    if slots is None:
+        slots = app.extensions.setdefault(
+            "receiver.stream_slots", StreamSlots(app.config["RECEIVER_MAX_STREAMS"])
+        )
+    return slots
+
+
+class StreamSlots:
+    """A per-worker cap on open streams, so deliveries always find a thread."""
+
+    def __init__(self, limit: int):
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def take(self) -> bool:
+        return self._slots.acquire(blocking=False)
+
+    def give_back(self) -> None:
+        self._slots.release()
+
+
+def client_gone(environ) -> Callable[[], bool]:
+    """A check that the browser has closed the connection (gunicorn only)."""
+    sock = environ.get("gunicorn.socket")
+
+    def gone() -> bool:
+        if sock is None:
+            return False
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+
+    return gone
+
+
+# Set by gunicorn.conf.py in each worker, so streams end when it stops.
+worker = None
+
+
+def stopping() -> bool:
+    return worker is not None and not worker.alive
 
 
 def events(
-    engine: Engine,
+    watcher: Watcher,
     inbox_id: int,
     cursor: int,
     *,
     lifetime: float,
     heartbeat: float,
-    poll: float = POLL_SECONDS,
+    gone: Callable[[], bool] = lambda: False,
 ) -> Iterator[str]:
     """SSE text: an event `capture` with the newest id each time captures arrive.
 
@@ -47,16 +168,17 @@ def events(
     """
     yield f"retry: {RETRY_MS}\n: connected\n\n"
     started = last_sent = time.monotonic()
+    found = watcher.newest(inbox_id, cursor)
     while True:
-        now = time.monotonic()
-        if now - started >= lifetime:
-            return
-        found = newest(engine, inbox_id, cursor)
         if found is not None:
             cursor = found
-            last_sent = now
+            last_sent = time.monotonic()
             yield f"id: {cursor}\nevent: capture\ndata: {cursor}\n\n"
-        elif now - last_sent >= heartbeat:
+        now = time.monotonic()
+        if now - started >= lifetime or gone() or stopping():
+            return
+        if now - last_sent >= heartbeat:
             last_sent = now
             yield ": heartbeat\n\n"
-        time.sleep(poll)
+        wait = min(CHECK_SECONDS, max(0.0, started + lifetime - now))
+        found = watcher.wait(inbox_id, cursor, wait)

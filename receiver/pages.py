@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from . import access, catalog, inboxes, live, present, storage
 from .capture import fired_webhook_lines
+from .errors import error_response
 from .extensions import db, htmx
 from .models import Capture, Inbox
 from .verification import MISMATCH, MISSING, VERDICTS, VERIFIED
@@ -212,14 +213,24 @@ def stream(slug: str):
     last = request.headers.get("Last-Event-ID", "")
     cursor = int(last) if last.isdigit() else (_cursor("after") or 0)
     config = current_app.config
+    slots = live.slots_for(current_app)
+    if not slots.take():
+        response = error_response(
+            503, "too_many_streams", "Too many open dashboards on this worker; retrying."
+        )
+        response.headers["Retry-After"] = "5"
+        return response
     body = live.events(
-        db.engine,
+        live.watcher_for(current_app, db.engine),
         inbox.id,
         cursor,
         lifetime=config["RECEIVER_STREAM_SECONDS"],
         heartbeat=config["RECEIVER_STREAM_HEARTBEAT_SECONDS"],
+        gone=live.client_gone(request.environ),
     )
     response = Response(body, mimetype="text/event-stream")
+    # Runs however the stream ends, even if it never started.
+    response.call_on_close(slots.give_back)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass events through at once
     return response

@@ -8,6 +8,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from . import catalog
 from .capture import body_text, read_body
@@ -174,7 +175,7 @@ def event_view(capture: Capture) -> EventView:
 
 def curl_command(capture: Capture, base_url: str) -> str:
     """A shell command (bash) that sends the same request again, body byte for byte."""
-    url = base_url.rstrip("/") + capture.path
+    url = base_url.rstrip("/") + (capture.detail.get("raw_path") or quote(capture.path))
     if capture.query_string:
         url += "?" + capture.query_string.decode("latin-1")
     parts = ["curl"]
@@ -188,7 +189,10 @@ def curl_command(capture: Capture, base_url: str) -> str:
         if name.lower() not in NOT_REPLAYED:
             parts += ["-H", _quote(f"{name}: {value}")]
     # Without these, curl adds its own and the capture would differ.
-    for default in ("User-Agent", "Accept"):
+    defaults = ["User-Agent", "Accept"]
+    if capture.body:
+        defaults.append("Content-Type")  # --data-binary would add a form type
+    for default in defaults:
         if default.lower() not in sent:
             parts += ["-H", shlex.quote(f"{default}:")]
     body = capture.body
@@ -209,7 +213,9 @@ def _quote(text: str) -> str:
     if _PLAIN.match(text):
         return shlex.quote(text)
     out = []
-    for byte in text.encode():
+    # Header values are kept as the server decoded them: each byte one latin-1
+    # character. Encoding them back that way gives the bytes that were sent.
+    for byte in text.encode("latin-1", errors="replace"):
         if byte in (0x27, 0x5C):  # ' and \
             out.append("\\" + chr(byte))
         elif 32 <= byte < 127:

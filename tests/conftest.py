@@ -80,9 +80,9 @@ def app_config():
 def app(database_url, app_config):
     app = make_app(database_url, **app_config)
     yield app
-    writer = app.extensions.get("receiver.writer")
-    if writer is not None:
-        writer.close()
+    for name in ("receiver.writer", "receiver.watcher"):
+        if name in app.extensions:
+            app.extensions[name].close()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

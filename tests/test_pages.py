@@ -312,3 +312,17 @@ def test_curl_command_replays_method_path_query_headers_and_body(app, client):
     assert body == base64.b64decode(
         client.get(f"/api/captures/{capture_id}").get_json()["body_base64"]
     )
+
+
+@pytest.mark.parametrize("app_config", [{"RECEIVER_MAX_STREAMS": 1}])
+def test_open_streams_are_capped_per_worker_and_slots_come_back(client):
+    first = client.get("/inboxes/default/stream", buffered=False)
+    assert first.status_code == 200
+    refused = client.get("/inboxes/default/stream")
+    assert refused.status_code == 503
+    assert refused.get_json()["error"]["code"] == "too_many_streams"
+    assert refused.headers["Retry-After"] == "5"
+    first.close()  # the browser went away
+    again = client.get("/inboxes/default/stream", buffered=False)
+    assert again.status_code == 200
+    again.close()

@@ -119,5 +119,14 @@
     });
   }
   document.addEventListener("htmx:afterSettle", markSelected);
+
+  // When the detail pane sits below the list (narrow screens), bring it into view.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.target.id !== "detail") return;
+    var box = event.target.getBoundingClientRect();
+    if (box.top > window.innerHeight || box.bottom < 0) {
+      event.target.scrollIntoView({ behavior: "smooth", block: "start" });
+    }
+  });
   document.addEventListener("DOMContentLoaded", markSelected);
 })();

@@ -49,11 +49,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         _tune_database(app)
     _wire_logging()
 
-    from . import access, api, cli, errors, hooks, metrics, ops, pages
+    from . import access, api, cli, devtools, errors, hooks, metrics, ops, pages
 
     errors.init_app(app)
     metrics.init_app(app)
     cli.init_app(app)
+    devtools.init_app(app)
     access.init_app(app)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(api.bp)

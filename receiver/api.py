@@ -12,7 +12,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, request, stream_with_context, url_for
 from sqlalchemy import func, select
 
-from . import exports, inboxes, openapi, present, storage
+from . import exports, inboxes, openapi, outbound, present, relay, storage
 from .documents import capture_document, capture_summary, inbox_document, secret_document
 from .errors import error_response
 from .extensions import csrf, db
@@ -219,6 +219,36 @@ def part(capture_id: int, index: int):
             name = described["filename"] or f"{described['name']}.txt"
             return _attachment(data, described["content_type"], name)
     abort(404, description="No such part in this capture.")
+
+
+@bp.post("/captures/<int:capture_id>/replay")
+def replay(capture_id: int):
+    """Send a capture again to `to` (same method, headers, exact body); the
+    masked secrettoken can be replaced by `secret`, used for this request only."""
+    capture = _capture(capture_id)
+    data = _json_body()
+    target = data.get("to")
+    if not isinstance(target, str) or not target:
+        abort(400, description="Name the URL to replay to as 'to'.")
+    secret = data.get("secret")
+    if secret is not None and not isinstance(secret, str):
+        abort(400, description="'secret' must be a string.")
+    try:
+        attempt = relay.replay(
+            capture, target, with_subpath=data.get("with_subpath") is True, secret=secret or None
+        )
+    except outbound.Refused as refusal:
+        return error_response(403, "outbound_refused", str(refusal))
+    except ValueError as exc:
+        return error_response(422, "invalid_target", str(exc))
+    return relay.attempt_document(attempt), 201
+
+
+@bp.get("/captures/<int:capture_id>/attempts")
+def relay_attempts(capture_id: int):
+    """Forwards and replays made from a capture, oldest first."""
+    _capture(capture_id)
+    return {"attempts": [relay.attempt_document(a) for a in relay.attempts(capture_id)]}
 
 
 # Stats and exports

@@ -17,7 +17,7 @@ from datetime import UTC, timedelta
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from . import catalog, metrics, storage
+from . import catalog, metrics, relay, storage
 from .capture import Reading, encode, fired_webhook_lines, read_request
 from .errors import error_response, handle_http_error
 from .extensions import csrf, db
@@ -73,6 +73,11 @@ def capture(inbox: str, rest: str):
         return response
 
     metrics.captured(box.slug, row["event_type"], row["verdict"])
+    if box.forward_url and config["RECEIVER_OUTBOUND_ENABLED"]:
+        secrets = received_secrets(values)
+        relay.forward_later(
+            current_app._get_current_object(), capture_id, secrets[0] if secrets else None
+        )
     if rejected:
         metrics.rejected("secret_rejected")
     if config["RECEIVER_LOG_CAPTURES"]:

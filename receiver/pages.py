@@ -6,6 +6,7 @@ detail) and say so with `Vary: HX-Request`.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from flask import (
@@ -21,7 +22,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from . import access, catalog, inboxes, live, present, storage
+from . import access, catalog, inboxes, live, outbound, present, relay, sender, storage
 from .capture import fired_webhook_lines
 from .errors import error_response
 from .extensions import db, htmx
@@ -178,6 +179,7 @@ def _detail_context(inbox: Inbox, capture: Capture) -> dict:
         "event": present.event_view(capture),
         "log_lines": fired_webhook_lines(capture.param_list),
         "curl": present.curl_command(capture, request.host_url),
+        "attempts": relay.attempts(capture.id),
     }
 
 
@@ -386,3 +388,95 @@ def revoke_token(token_id: int):
     if not access.revoke_token(token_id):
         abort(404, description="No such token.")
     return redirect(url_for("pages.tokens"), code=303)
+
+
+# Developer tools: send a test delivery to an inbox, replay a capture.
+
+
+def _own_capture_url(slug: str, event: str) -> str | None:
+    """This server's own capture URL, by the address the request came in on
+    (never the Host header, which a client chooses)."""
+    sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    if sock is None:
+        return None
+    host, port = sock.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}" + url_for("hooks.capture", inbox=slug, rest=event)
+
+
+@bp.post("/inboxes/<slug>/send-test")
+def send_test(slug: str):
+    """Deliver a realistic event to this inbox over HTTP, as the platform would."""
+    inbox = _inbox_or_404(slug)
+    event = request.form.get("event", "")
+    encoding = request.form.get("encoding", "form")
+    case = request.form.get("secret_case", "none")
+    if event not in catalog.EVENTS or encoding not in sender.ENCODINGS:
+        abort(400, description="Pick one of the documented events and an encoding.")
+    secret = {
+        "typed": request.form.get("secret") or None,
+        "wrong": sender.wrong_secret(),
+        "none": None,
+    }.get(case)
+    if case == "typed" and not secret:
+        abort(400, description="Type the key to send, or pick 'a wrong key' or 'no key'.")
+    delivery = sender.build(event, secret=secret, encoding=encoding)
+    target = _own_capture_url(inbox.slug, event)
+    if target is not None:
+        outcome = sender.send(delivery, target, timeout=10)
+        status, latency, capture_id, error = (
+            outcome.status,
+            outcome.latency_ms,
+            dict(outcome.headers).get("X-Capture-Id"),
+            outcome.error,
+        )
+    else:  # no socket to call back (an in-process test client): same path, no network
+        target = url_for("hooks.capture", inbox=inbox.slug, rest=event)
+        started = time.perf_counter()
+        answer = current_app.test_client().post(
+            delivery.url(target), data=delivery.body, headers=delivery.headers
+        )
+        status, latency, capture_id, error = (
+            answer.status_code,
+            round((time.perf_counter() - started) * 1000, 1),
+            answer.headers.get("X-Capture-Id"),
+            None,
+        )
+    return render_template(
+        "partials/send_result.html",
+        inbox=inbox,
+        event=event,
+        case=case,
+        encoding=encoding,
+        status=status,
+        latency=latency,
+        capture_id=capture_id,
+        error=error,
+    )
+
+
+@bp.post("/inboxes/<slug>/captures/<int:capture_id>/replay")
+def replay_capture(slug: str, capture_id: int):
+    inbox = _inbox_or_404(slug)
+    capture = db.session.get(Capture, capture_id)
+    if capture is None or capture.inbox_id != inbox.id:
+        abort(404, description="No such capture in this inbox.")
+    error = None
+    try:
+        relay.replay(
+            capture,
+            request.form.get("to", "").strip(),
+            with_subpath="with_subpath" in request.form,
+            secret=request.form.get("secret") or None,
+        )
+    except outbound.Refused as refusal:
+        error = str(refusal)
+    except ValueError as exc:
+        error = str(exc)
+    return render_template(
+        "partials/relay_log.html",
+        inbox=inbox,
+        capture=capture,
+        attempts=relay.attempts(capture.id),
+        error=error,
+    )  # 200 either way: htmx swaps only successful answers, and the error is shown

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -826,3 +827,94 @@ def test_no_environment_proxy_or_default_headers(monkeypatch, target):
     names = [n.lower() for n, _ in received.headers]
     assert "user-agent" not in names and "accept-encoding" not in names
     assert "x-only" in names
+
+
+# --- the same tools from the dashboard ---
+
+
+def dashboard_token(client) -> str:
+    page = client.get("/inboxes/default").get_data(as_text=True)
+    return re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+
+
+@pytest.mark.parametrize(
+    ("case", "verdict"), [("typed", "verified"), ("wrong", "mismatch"), ("none", "missing")]
+)
+def test_send_test_event_from_the_dashboard(client, runner, case, verdict):
+    add_secret(runner)
+    response = client.post(
+        "/inboxes/default/send-test",
+        data={"event": "VOUCHER_REDEEMED", "encoding": "json", "secret_case": case, "secret": KEY},
+        headers={"HX-Request": "true", "X-CSRFToken": dashboard_token(client)},
+    )
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    capture_id = int(re.search(r"capture #(\d+)", html).group(1))
+    assert "<strong>200</strong>" in html
+    stored = client.get(f"/api/captures/{capture_id}").get_json()
+    assert stored["event_type"] == "VOUCHER_REDEEMED"
+    assert stored["subpath"] == "VOUCHER_REDEEMED"
+    assert stored["secret"]["verdict"] == verdict
+    assert KEY not in html
+
+
+def test_send_test_event_refuses_unknown_events_and_a_missing_key(client):
+    headers = {"X-CSRFToken": dashboard_token(client)}
+    bad = client.post("/inboxes/default/send-test", data={"event": "NOPE"}, headers=headers)
+    assert bad.status_code == 400
+    no_key = client.post(
+        "/inboxes/default/send-test",
+        data={"event": "LEAD_CREATED", "secret_case": "typed", "secret": ""},
+        headers=headers,
+    )
+    assert no_key.status_code == 400
+    assert "Type the key" in no_key.get_data(as_text=True)
+
+
+def test_send_test_event_goes_over_http_under_gunicorn(live_server):
+    session = requests.Session()
+    page = session.get(f"{live_server.url}/inboxes/default").text
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+    response = session.post(
+        f"{live_server.url}/inboxes/default/send-test",
+        data={"event": "QR_CODE_SCANNED", "encoding": "form", "secret_case": "wrong"},
+        headers={"X-CSRFToken": token, "HX-Request": "true"},
+    )
+    capture_id = int(re.search(r"capture #(\d+)", response.text).group(1))
+    stored = session.get(f"{live_server.url}/api/captures/{capture_id}").json()
+    assert stored["secret"]["fingerprint"].startswith("wron")  # a "wrong_…" key was sent
+    # It came in through the network, like a real delivery.
+    assert any(name == "Content-Length" for name, _ in stored["headers"])
+    assert stored["remote_addr"] == "127.0.0.1"
+
+
+def test_replay_from_the_capture_page_shows_the_answer(client, target):
+    target.answers.append((202, [("X-Seen", "yes")], b"got it"))
+    capture_id = client.post("/hooks/default/x", data=b"\x00\x01raw").get_json()["id"]
+    page = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert "Replay" in page and 'name="to"' in page
+    response = client.post(
+        f"/inboxes/default/captures/{capture_id}/replay",
+        data={"to": target.url + "/in", "with_subpath": "on"},
+        headers={"HX-Request": "true", "X-CSRFToken": dashboard_token(client)},
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert '<span class="badge good">202</span>' in html
+    assert "got it" in html
+    assert target.requests[-1].path == "/in/x"
+    assert target.requests[-1].body == b"\x00\x01raw"
+    refused = client.post(
+        f"/inboxes/default/captures/{capture_id}/replay",
+        data={"to": "http://169.254.169.254/latest"},
+        headers={"HX-Request": "true", "X-CSRFToken": dashboard_token(client)},
+    )
+    assert "Not sent:" in refused.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("app_config", [{"RECEIVER_OUTBOUND_ENABLED": False}])
+def test_capture_page_explains_how_to_enable_replay(client):
+    capture_id = client.post("/hooks/default").get_json()["id"]
+    page = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert "RECEIVER_OUTBOUND_ENABLED=true" in page
+    assert 'name="to"' not in page

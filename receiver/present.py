@@ -41,10 +41,10 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
     seconds = int(((now or datetime.now(UTC)) - aware(moment)).total_seconds())
     if seconds < 5:
         return "just now"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
 
 
 def size(n: int) -> str:

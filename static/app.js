@@ -95,10 +95,10 @@
   function ago(iso) {
     var seconds = Math.floor((Date.now() - Date.parse(iso)) / 1000);
     if (seconds < 5) return "just now";
-    if (seconds >= 86400) return Math.floor(seconds / 86400) + " d ago";
-    if (seconds >= 3600) return Math.floor(seconds / 3600) + " h ago";
-    if (seconds >= 60) return Math.floor(seconds / 60) + " min ago";
-    return seconds + " s ago";
+    if (seconds >= 86400) return Math.floor(seconds / 86400) + "d ago";
+    if (seconds >= 3600) return Math.floor(seconds / 3600) + "h ago";
+    if (seconds >= 60) return Math.floor(seconds / 60) + "m ago";
+    return seconds + "s ago";
   }
 
   function refreshTimes() {

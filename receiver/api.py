@@ -6,6 +6,7 @@ Who may call it is decided in receiver/access.py.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -38,6 +39,8 @@ def _inbox(slug: str) -> Inbox:
 
 
 def _capture(capture_id: int) -> Capture:
+    if capture_id > storage.MAX_ID:
+        abort(404, description="No capture with that id.")
     return db.get_or_404(Capture, capture_id, description="No capture with that id.")
 
 
@@ -49,6 +52,10 @@ def _json_body() -> dict:
         return {}
     if not isinstance(data, dict):
         abort(400, description="The body must be a JSON object.")
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+        abort(400, description="The body has text that is not valid Unicode.")
     return data
 
 
@@ -65,7 +72,9 @@ def list_inboxes():
 @bp.post("/inboxes")
 def create_inbox():
     data = _json_body()
-    inbox = inboxes.create(data.pop("slug", None))
+    slug = data.pop("slug", None)
+    inboxes.check(data)  # all settings checked before anything is created
+    inbox = inboxes.create(slug)
     if data:
         inboxes.update(inbox, data)
     location = url_for("api.get_inbox", slug=inbox.slug)
@@ -119,7 +128,7 @@ def add_secret(slug: str):
 
 @bp.delete("/inboxes/<slug>/secrets/<int:secret_id>")
 def remove_secret(slug: str, secret_id: int):
-    if not inboxes.remove_secret(_inbox(slug), secret_id):
+    if secret_id > storage.MAX_ID or not inboxes.remove_secret(_inbox(slug), secret_id):
         abort(404, description="This inbox has no secret with that id.")
     return "", 204
 
@@ -129,7 +138,7 @@ def remove_secret(slug: str, secret_id: int):
 
 def _limit() -> int:
     raw = request.args.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         abort(400, description=f"limit must be a whole number from 1 to {MAX_LIMIT}.")
     return int(raw)
 
@@ -138,9 +147,10 @@ def _cursor(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    value = storage.as_id(raw)
+    if value is None:
         abort(400, description=f"{name} must be a capture id.")
-    return int(raw)
+    return value
 
 
 def _filters() -> dict[str, str]:

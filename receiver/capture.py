@@ -139,7 +139,7 @@ def read_raw_body(environ, limit: int | None) -> bytes:
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH", "")
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if length.isdigit() and not chunked:
+    if length.isascii() and length.isdigit() and not chunked:
         size = int(length)
         if limit is not None and size > limit:
             raise RequestEntityTooLarge()

@@ -27,7 +27,7 @@ def _batches(inbox: Inbox, *columns) -> Iterator[list]:
     after = 0
     while True:
         rows = db.session.execute(
-            select(*columns)
+            select(Capture.id, *columns)
             .where(Capture.inbox_id == inbox.id, Capture.id > after)
             .order_by(Capture.id)
             .limit(BATCH)
@@ -35,13 +35,13 @@ def _batches(inbox: Inbox, *columns) -> Iterator[list]:
         if not rows:
             return
         yield rows
-        after = rows[-1].id
+        after = rows[-1][0]
         db.session.expunge_all()
 
 
 def _captures(inbox: Inbox) -> Iterator[Capture]:
     for rows in _batches(inbox, Capture):
-        for (capture,) in rows:
+        for _id, capture in rows:
             yield capture
 
 
@@ -64,9 +64,9 @@ FIXED = ["capture_id", "received_at", "method", "path", "event_type", "verdict"]
 def csv_rows(inbox: Inbox, base_url: str) -> Iterator[str]:
     """One row per capture, one column per parameter name seen (first value)."""
     names: dict[str, None] = {}
-    for rows in _batches(inbox, Capture.id, Capture.params):
-        for row in rows:
-            for _source, name, _value in json.loads(row.params):
+    for rows in _batches(inbox, Capture.params):
+        for _id, params in rows:
+            for _source, name, _value in json.loads(params):
                 names.setdefault(name, None)
     # A parameter named like a fixed column gets a prefix instead of a duplicate header.
     yield _csv_line(FIXED + [f"param:{n}" if n in FIXED else n for n in names])

@@ -58,8 +58,8 @@ def random_slug() -> str:
     return secrets.token_hex(12)
 
 
-def check_slug(slug: str, *, field: str = "slug") -> str:
-    slug = (slug or "").strip()
+def check_slug(slug, *, field: str = "slug") -> str:
+    slug = slug.strip() if isinstance(slug, str) else ""
     if not storage.SLUG.match(slug):
         raise SettingsError(
             field,
@@ -174,8 +174,12 @@ def _forward_url(value) -> str | None:
     text = _text("forward_url", value, 2000)
     if text is None:
         return None
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(text)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        usable = False
+    if not usable:
         raise SettingsError("forward_url", "must be an absolute http(s) URL")
     return text
 
@@ -197,12 +201,17 @@ READERS = {
 }
 
 
-def update(inbox: Inbox, values: Mapping) -> Inbox:
-    """Apply the given settings (others stay); all are checked before any is kept."""
+def check(values: Mapping) -> dict:
+    """The stored form of the given settings; raises SettingsError for the first bad one."""
     unknown = set(values) - set(READERS) - {"slug"}
     if unknown:
         raise SettingsError(sorted(unknown)[0], "is not a setting")
-    changes = {name: READERS[name](values[name]) for name in values if name in READERS}
+    return {name: READERS[name](values[name]) for name in values if name in READERS}
+
+
+def update(inbox: Inbox, values: Mapping) -> Inbox:
+    """Apply the given settings (others stay); all are checked before any is kept."""
+    changes = check(values)
     if "slug" in values:
         slug = check_slug(values["slug"])
         if slug != inbox.slug and storage.find_inbox(slug) is not None:

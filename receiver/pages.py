@@ -92,8 +92,7 @@ def _filters() -> dict[str, str]:
 
 
 def _cursor(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    return storage.as_id(request.args.get(name))
 
 
 @bp.get("/")
@@ -213,7 +212,7 @@ def rows(slug: str):
 def stream(slug: str):
     inbox = _inbox_or_404(slug)
     last = request.headers.get("Last-Event-ID", "")
-    cursor = int(last) if last.isdigit() else (_cursor("after") or 0)
+    cursor = storage.as_id(last) or _cursor("after") or 0
     config = current_app.config
     slots = live.slots_for(current_app)
     if not slots.take():

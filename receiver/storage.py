@@ -34,6 +34,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit on PostgreSQL
+
+
+def as_id(text: str | None) -> int | None:
+    """A capture id or cursor from text a client sent; None unless it is one."""
+    if text and text.isascii() and text.isdigit() and int(text) <= MAX_ID:
+        return int(text)
+    return None
+
+
 def find_inbox(slug: str) -> Inbox | None:
     return db.session.execute(select(Inbox).where(Inbox.slug == slug)).scalar_one_or_none()
 
@@ -282,11 +292,15 @@ def _matches(q: str):
         body = func.encode(Capture.body, "escape")
     else:
         body = cast(Capture.body, Text)
-    return or_(
+    matches = [
         Capture.params.ilike(pattern, escape="\\"),
         Capture.path.ilike(pattern, escape="\\"),
         body.ilike(pattern, escape="\\"),
-    )
+    ]
+    if db.session.get_bind().dialect.name == "sqlite":
+        # SQLite's text cast stops at a NUL byte; find text after one too (exact case).
+        matches.append(func.instr(Capture.body, q.encode()) > 0)
+    return or_(*matches)
 
 
 def newest_id(inbox_id: int) -> int:

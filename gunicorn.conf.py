@@ -29,7 +29,13 @@ threads = int(os.environ.get("RECEIVER_THREADS", "40"))
 timeout = int(os.environ.get("RECEIVER_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("RECEIVER_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("RECEIVER_KEEPALIVE", "5"))
-accesslog = os.environ.get("RECEIVER_ACCESS_LOG", "-")
+# "-": stderr; a path: that file; empty: no access log.
+accesslog = os.environ.get("RECEIVER_ACCESS_LOG", "-") or None
+# One logfmt line per request: easy to read, easy to parse.
+access_log_format = (
+    'at=access remote=%(h)s method=%(m)s path="%(U)s" query="%(q)s" status=%(s)s '
+    'bytes=%(B)s duration_ms=%(M)s capture=%({x-capture-id}o)s agent="%(a)s"'
+)
 errorlog = "-"
 loglevel = os.environ.get("RECEIVER_LOG_LEVEL", "info")
 # Without a proxy in front, gunicorn itself must not trust forwarded headers;
@@ -64,6 +70,9 @@ def post_worker_init(worker):
     from receiver import live
 
     live.worker = worker
+    import sys
+
+    sys.setswitchinterval(float(os.environ.get("EXP_SWITCH", "0.005")))
 
 
 def child_exit(server, worker):

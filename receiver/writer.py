@@ -1,13 +1,20 @@
 """Storage's write path for captures: group commit on one connection per process.
 
 A delivery is acknowledged only once its capture is committed. Rather than
-one transaction per request, request threads hand their rows to a writer
-thread that stores everything waiting in one transaction: while it commits
-one batch the next one gathers, so under load many captures share a commit,
-and at rest a capture is written at once. Statements go straight to the
-database driver: on this path the ORM's per-statement work costs more than
-the database itself (see docs/performance.md).
+one transaction per request, requests queue their rows and whichever request
+gets the write lock stores everything queued in one transaction (it is the
+"leader"; the others find their capture already stored when their turn
+comes). While one batch commits the next one gathers, so under load many
+captures share a commit, and at rest a capture is written at once. No
+thread hands work to another: the GIL makes such hand-offs slower than the
+writes themselves.
 
+On SQLite, the worker processes also take turns through a file lock beside
+the database, so a waiting writer wakes the moment the lock is free instead
+of sleeping in SQLite's busy handler.
+
+Statements go straight to the database driver: on this path the ORM's
+per-statement work costs more than the database itself (docs/performance.md).
 Per batch, in one transaction: each capture is inserted (its likely-duplicate
 link found first), the per-inbox counts move by what was added, and inboxes
 over capacity drop their oldest captures.
@@ -15,11 +22,12 @@ over capacity drop their oldest captures.
 
 from __future__ import annotations
 
+import fcntl
 import logging
-import queue
+import os
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask
@@ -66,7 +74,7 @@ class StorageUnavailable(Exception):
 class _Job:
     row: dict
     capacity: int
-    done: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
     capture_id: int | None = None
     error: BaseException | None = None
 
@@ -109,87 +117,75 @@ class CaptureWriter:
     def __init__(self, engine: Engine):
         self._engine = engine
         self._dialect = _Dialect(engine.dialect.name)
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._pending: list[_Job] = []
+        self._pending_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._connection = None
+        self._file_lock = _file_lock_for(engine)
 
     def save(self, row: dict, capacity: int) -> int:
         """Store one capture; returns its id once the commit has returned."""
         job = _Job(row, capacity)
-        self._start()
-        self._queue.put(job)
-        if not job.done.wait(WAIT_SECONDS):
-            raise StorageUnavailable("the database did not commit in time")
+        with self._pending_lock:
+            self._pending.append(job)
+        while not job.done:
+            if not self._write_lock.acquire(timeout=WAIT_SECONDS):
+                with self._pending_lock:
+                    if job in self._pending:  # not taken by a leader: give up cleanly
+                        self._pending.remove(job)
+                        raise StorageUnavailable("the database did not commit in time")
+                continue
+            try:
+                if not job.done:
+                    with self._pending_lock:
+                        batch = self._pending[:BATCH_MAX]
+                        del self._pending[:BATCH_MAX]
+                    self._write(batch)
+            finally:
+                self._write_lock.release()
         if job.error is not None:
             raise StorageUnavailable(str(job.error)) from job.error
         return job.capture_id
 
     def close(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                self._queue.put(None)
-                self._thread.join(timeout=10)
-                self._thread = None
+        with self._write_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
-    def _start(self) -> None:
-        if self._thread is not None:
-            return
-        with self._lock:
-            if self._thread is None:
-                # Started on first use, so in each gunicorn worker after its fork.
-                self._thread = threading.Thread(
-                    target=self._run, name="capture-writer", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        connection = None
-        while True:
-            job = self._queue.get()
-            if job is None:
-                break
-            batch = [job]
-            while len(batch) < BATCH_MAX:
+    def _write(self, batch: list[_Job]) -> None:
+        try:
+            with self._file_lock:
+                if self._connection is None:
+                    self._connection = self._engine.raw_connection()
                 try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(more)
-            try:
-                if connection is None:
-                    connection = self._engine.raw_connection()
-                self._store(connection, batch)
-            except Exception:
-                log.exception("storing a batch of %d captures failed", len(batch))
-                connection = self._recover(connection, batch)
-            for item in batch:
-                item.done.set()
-        if connection is not None:
-            connection.close()
+                    self._store(self._connection, batch)
+                except Exception:
+                    log.exception("storing a batch of %d captures failed", len(batch))
+                    self._recover(batch)
+        finally:
+            for job in batch:
+                job.done = True
 
-    def _recover(self, connection, batch: list[_Job]):
+    def _recover(self, batch: list[_Job]) -> None:
         """After a failed batch, store its captures one by one, so one bad
         capture (or a passing lock timeout) fails only itself."""
-        try:
-            connection.rollback()
-        except Exception:
-            connection.close()
-            connection = self._engine.raw_connection()
-        for item in batch:
+        for job in batch:
+            job.capture_id = None
+            self._rollback()
             try:
-                self._store(connection, [item])
+                self._store(self._connection, [job])
             except Exception as exc:
-                item.error = exc
-                item.capture_id = None
-                try:
-                    connection.rollback()
-                except Exception:
-                    connection.close()
-                    connection = self._engine.raw_connection()
-        return connection
+                job.error = exc
+                job.capture_id = None
+        self._rollback()
+
+    def _rollback(self) -> None:
+        try:
+            self._connection.rollback()
+        except Exception:  # the connection itself is broken: start a new one
+            self._connection.close()
+            self._connection = self._engine.raw_connection()
 
     def _store(self, connection, batch: list[_Job]) -> None:
         d = self._dialect
@@ -232,6 +228,39 @@ class CaptureWriter:
         for (event_type, verdict), n in Counter((r[1], r[2]) for r in oldest).items():
             cursor.execute(d.add_count, (inbox_id, event_type, verdict, -n))
         cursor.execute(d.drop_empty_counts, (inbox_id,))
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _FileLock:
+    """An exclusive flock on a file beside the SQLite database, across processes."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self):
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return False
+
+
+def _file_lock_for(engine: Engine):
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return _NoLock()
+    return _FileLock(database + ".write-lock")
 
 
 def writer_for(app: Flask, engine: Engine) -> CaptureWriter:

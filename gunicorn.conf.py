@@ -70,9 +70,6 @@ def post_worker_init(worker):
     from receiver import live
 
     live.worker = worker
-    import sys
-
-    sys.setswitchinterval(float(os.environ.get("EXP_SWITCH", "0.005")))
 
 
 def child_exit(server, worker):

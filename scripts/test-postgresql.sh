@@ -29,4 +29,4 @@ sql "CREATE DATABASE $NAME"
 trap 'sql "DROP DATABASE IF EXISTS $NAME WITH (FORCE)"' EXIT
 base=${ADMIN%/*}
 echo "== the suite on PostgreSQL ($NAME)"
-TEST_DATABASE_URL="${base/postgresql:/postgresql+psycopg:}/$NAME" "$PY" -m pytest -m "not browser" "$@"
+TEST_DATABASE_URL="${base/postgresql:/postgresql+psycopg:}/$NAME" "$PY" -m pytest -m "not browser and not slow" "$@"

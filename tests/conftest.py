@@ -7,8 +7,10 @@ schema is migrated once and every test starts from emptied tables.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -113,13 +115,14 @@ def fetch(client):
 class LiveServer:
     """gunicorn started the way the README starts it, on a free port."""
 
-    def __init__(self, root, workdir, env=None):
+    def __init__(self, root, workdir, env=None, log_name="server.log"):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.database = workdir / "receiver.sqlite3"
-        self.log_path = workdir / "server.log"
+        self.workdir = workdir
+        self.log_path = workdir / log_name
         environment = {
             **os.environ,
             "DATABASE_URL": f"sqlite:///{self.database}",
@@ -136,6 +139,7 @@ class LiveServer:
             env=environment,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so kill() reaches the workers
         )
         deadline = time.monotonic() + 30
         while True:
@@ -149,8 +153,17 @@ class LiveServer:
                 time.sleep(0.1)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def kill(self):
+        """SIGKILL the master and every worker at once, as a crash or power cut would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        if not self._log.closed:
+            self._log.close()
 
     def stop(self):
         if self.process.poll() is None:
@@ -160,7 +173,8 @@ class LiveServer:
             except Exception:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import socket
+import sqlite3
 import subprocess
+import threading
 import time
 
 import pytest
 import requests
+from conftest import ROOT, LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -144,3 +147,32 @@ def test_metrics_add_up_across_workers(live_server):
         == 1
     )
     assert metric(after, "receiver_request_seconds_count", 'area="hooks"') >= 13
+
+
+def test_graceful_shutdown_finishes_captures_in_flight(tmp_path):
+    """SIGTERM while a delivery is being answered: it still gets its 200 and is stored."""
+    server = LiveServer(ROOT, tmp_path, env={"RECEIVER_WORKERS": "1"})
+    try:
+        requests.patch(
+            f"{server.url}/api/inboxes/default", json={"response_delay_ms": 1500}, timeout=5
+        )
+        outcome = {}
+
+        def deliver():
+            outcome["response"] = requests.post(
+                f"{server.url}/hooks/default", data={"event": "LEAD_CREATED"}, timeout=30
+            )
+
+        sender = threading.Thread(target=deliver)
+        sender.start()
+        time.sleep(0.5)  # the capture is stored; its answer is being delayed
+        server.process.terminate()
+        sender.join()
+        server.process.wait(timeout=30)
+    finally:
+        server.stop()
+    assert outcome["response"].status_code == 200
+    capture_id = outcome["response"].json()["id"]
+    with sqlite3.connect(server.database) as conn:
+        stored = conn.execute("SELECT count(*) FROM capture WHERE id = ?", (capture_id,))
+        assert stored.fetchone()[0] == 1

@@ -31,9 +31,10 @@ graceful_timeout = int(os.environ.get("RECEIVER_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("RECEIVER_KEEPALIVE", "5"))
 # "-": stderr; a path: that file; empty: no access log.
 accesslog = os.environ.get("RECEIVER_ACCESS_LOG", "-") or None
-# One logfmt line per request: easy to read, easy to parse.
+# One logfmt line per request: easy to read, easy to parse. No query string:
+# a delivery's secrettoken may be in it, and logs must never show one.
 access_log_format = (
-    'at=access remote=%(h)s method=%(m)s path="%(U)s" query="%(q)s" status=%(s)s '
+    'at=access remote=%(h)s method=%(m)s path="%(U)s" status=%(s)s '
     'bytes=%(B)s duration_ms=%(M)s capture=%({x-capture-id}o)s agent="%(a)s"'
 )
 errorlog = "-"

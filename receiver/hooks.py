@@ -20,7 +20,13 @@ from . import catalog, metrics, relay, storage
 from .capture import Reading, encode, fired_webhook_lines, read_request
 from .errors import error_response, handle_http_error
 from .extensions import csrf, db
-from .verification import Redactor, Verdict, received_secrets, verify
+from .verification import (
+    MAX_RECEIVED_SECRETS,
+    Redactor,
+    Verdict,
+    received_secrets,
+    verify,
+)
 from .writer import StorageUnavailable, writer_for
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
@@ -47,6 +53,15 @@ def capture(inbox: str, rest: str):
     reading = read_request(request, rest)
     key = config["SECRET_KEY"]
     values = reading.values()
+    if len(received_secrets(values)) > MAX_RECEIVED_SECRETS:
+        # Each distinct value must be masked everywhere before anything is kept;
+        # no platform delivery carries more than one.
+        metrics.rejected("too_many_secrettokens")
+        return error_response(
+            400,
+            "too_many_secrettokens",
+            f"More than {MAX_RECEIVED_SECRETS} different secrettoken values; nothing was stored.",
+        )
     verdict = verify(key, values, list(box.expected))
     redactor = Redactor(key, received_secrets(values))
     row = build_row(reading, box.id, verdict, redactor)

@@ -95,10 +95,22 @@ def _unmask(text: str, secret: str) -> str:
 
 
 def _quoted_path(subpath: str, secret: str | None) -> str:
-    """The stored (decoded) sub-path, percent-encoded again; a key stays one segment."""
+    """The stored (decoded) sub-path, percent-encoded again; a key stays one segment.
+
+    `.` and `..` segments are encoded too: a sender's `../../api/...` must not
+    climb out of the target URL once a client library resolves dot segments.
+    """
+    pieces = (_quoted_segments(piece) for piece in MASK.split(subpath))
     if not secret:
-        return quote(subpath, safe="/")
-    return quote(secret, safe="").join(quote(piece, safe="/") for piece in MASK.split(subpath))
+        return next(pieces)
+    return quote(secret, safe="").join(pieces)
+
+
+def _quoted_segments(path: str) -> str:
+    return "/".join(
+        segment.replace(".", "%2E") if segment in (".", "..") else quote(segment, safe="")
+        for segment in path.split("/")
+    )
 
 
 def _body_with_secret(capture: Capture, secret: str) -> bytes:
@@ -272,7 +284,9 @@ def _forward(
         again = _worth_retrying(outcome) and attempt <= config["RECEIVER_FORWARD_RETRIES"]
     except outbound.Refused as refusal:
         outcome, again = outbound.Outcome(None, error=str(refusal)), False
-    _record(capture_id, FORWARD, request.url, attempt, started_at, outcome)
+    # The delivery's own key went out with the forward; none of it is kept.
+    hide = Redactor(config["SECRET_KEY"], [secret] if secret else [])
+    _record(capture_id, FORWARD, hide.text(request.url), attempt, started_at, outcome, hide)
     return BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1] if again else None
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import re
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
 
 SECRET_PARAM = "secrettoken"
 
@@ -68,6 +70,9 @@ def mask(key: str, secret: str) -> str:
     """
     tag = hmac.new(key.encode(), b"fingerprint:" + secret.encode(), hashlib.sha256)
     return f"[secrettoken:{tag.hexdigest()[:8]}]"
+
+
+MAX_RECEIVED_SECRETS = 16
 
 
 def received_secrets(values: dict[str, list[str]]) -> list[str]:
@@ -171,12 +176,36 @@ def _spellings(char: str) -> tuple[str, ...]:
     return tuple(forms)
 
 
+# Past this length a value cannot be a real key (expected secrets are at most
+# 1000 characters); it is masked in its common spellings only, in linear time,
+# since the any-spelling pattern grows too costly for a hostile sender's value.
+ANY_SPELLING_MAX = 256
+
+
 def _text_pattern(secret: str) -> re.Pattern[str]:
+    if len(secret) > ANY_SPELLING_MAX:
+        return re.compile("|".join(re.escape(form) for form in _common_spellings(secret)))
     return re.compile("".join(_text_group(c) for c in secret))
 
 
 def _bytes_pattern(secret: str) -> re.Pattern[bytes]:
+    if len(secret) > ANY_SPELLING_MAX:
+        forms = _common_spellings(secret)
+        return re.compile(b"|".join(re.escape(form.encode()) for form in forms))
     return re.compile(b"".join(_bytes_group(c) for c in secret))
+
+
+def _common_spellings(secret: str) -> list[str]:
+    forms = {
+        secret,
+        quote_plus(secret),
+        quote(secret, safe=""),
+        quote(secret),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        secret.encode().decode("latin-1"),
+    }
+    return sorted(forms, key=len, reverse=True)
 
 
 @functools.lru_cache(maxsize=4096)

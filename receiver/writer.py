@@ -22,6 +22,7 @@ over capacity drop their oldest captures.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -143,8 +144,8 @@ class CaptureWriter:
                     self._write(batch)
             finally:
                 self._write_lock.release()
-        if job.error is not None:
-            raise StorageUnavailable(str(job.error)) from job.error
+        if job.error is not None or job.capture_id is None:
+            raise StorageUnavailable(str(job.error or "not stored")) from job.error
         return job.capture_id
 
     def close(self) -> None:
@@ -154,37 +155,63 @@ class CaptureWriter:
                 self._connection = None
 
     def _write(self, batch: list[_Job]) -> None:
+        """Store a batch; every job ends done, with an id only if it was committed."""
+        for job in batch:
+            job.capture_id = None
         try:
             with self._file_lock:
                 if self._connection is None:
                     self._connection = self._engine.raw_connection()
                 try:
                     self._store(self._connection, batch)
-                except Exception:
-                    log.exception("storing a batch of %d captures failed", len(batch))
+                except self._row_errors:
+                    # Something in one capture: store them one by one, so it fails alone.
+                    log.exception("a batch of %d captures failed; storing singly", len(batch))
                     self._recover(batch)
+                except Exception as exc:
+                    log.exception("storing a batch of %d captures failed", len(batch))
+                    self._fail(batch, exc)
+                    self._rollback()
+        except Exception as exc:  # no lock or no connection to be had
+            log.exception("no database connection for %d captures", len(batch))
+            for job in batch:  # those _recover committed one by one stay stored
+                if job.capture_id is None:
+                    job.error = job.error or exc
         finally:
             for job in batch:
                 job.done = True
 
-    def _recover(self, batch: list[_Job]) -> None:
-        """After a failed batch, store its captures one by one, so one bad
-        capture (or a passing lock timeout) fails only itself."""
+    @property
+    def _row_errors(self) -> tuple[type[BaseException], ...]:
+        dbapi = self._engine.dialect.dbapi
+        return (dbapi.IntegrityError, dbapi.DataError)
+
+    @staticmethod
+    def _fail(batch: list[_Job], exc: BaseException) -> None:
+        """The whole batch was rolled back: no capture of it is stored."""
         for job in batch:
             job.capture_id = None
+            job.error = job.error or exc
+
+    def _recover(self, batch: list[_Job]) -> None:
+        for job in batch:
+            job.capture_id = None
+        for job in batch:
             self._rollback()
             try:
                 self._store(self._connection, [job])
             except Exception as exc:
-                job.error = exc
                 job.capture_id = None
+                job.error = exc
         self._rollback()
 
     def _rollback(self) -> None:
         try:
             self._connection.rollback()
-        except Exception:  # the connection itself is broken: start a new one
-            self._connection.close()
+        except Exception:  # the connection itself is broken: the next batch opens another
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
             self._connection = self._engine.raw_connection()
 
     def _store(self, connection, batch: list[_Job]) -> None:

@@ -397,3 +397,40 @@ def test_missing_capture_is_a_json_404(client):
     response = client.get("/api/captures/999")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_a_database_failure_is_a_503_and_never_a_false_acknowledgement(app, client, monkeypatch):
+    from receiver.writer import writer_for
+
+    with app.app_context():
+        from receiver.extensions import db
+
+        writer = writer_for(app, db.engine)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writer, "_store", broken)
+    response = client.post("/hooks/default", data={"event": "LEAD_CREATED"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "storage_unavailable"
+    assert response.headers["Retry-After"] == "1"
+    monkeypatch.undo()
+    assert client.post("/hooks/default").status_code == 200
+
+
+@pytest.mark.parametrize("app_config", [{"MAX_CONTENT_LENGTH": 1024 * 1024}])
+def test_many_different_secrettokens_are_refused_not_stored(client):
+    query = "&".join(f"secrettoken=key{i}" for i in range(17))
+    response = client.post(f"/hooks/default?{query}")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "too_many_secrettokens"
+    assert client.get("/api/inboxes/default/captures").get_json()["captures"] == []
+
+
+def test_a_huge_secrettoken_is_masked_quickly(client, fetch):
+    secret = "k" * 100_000
+    response = client.post("/hooks/default", data={"secrettoken": secret, "echo": secret})
+    stored = fetch(response.get_json()["id"])
+    assert secret not in json.dumps(stored)
+    assert secret not in base64.b64decode(stored["body_base64"]).decode()

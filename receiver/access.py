@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -74,17 +75,35 @@ def _session_tag() -> str:
     ).hexdigest()
 
 
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+# Headers that say a proxy (or this receiver's own forwarding) relays someone else.
+RELAY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Receiver-Forwarded")
+
+
 def from_this_machine() -> bool:
+    """A person at this machine's own browser or shell, not someone relayed to it."""
     try:
         address = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
         return False
     if not address.is_loopback:
         return False
-    # A proxy on this machine forwarding someone else is not "this machine",
+    # A page on another site whose name was rebound to 127.0.0.1 still sends
+    # its own name as Host: only local names count as this machine.
+    if request.host.rsplit(":", 1)[0].lower() not in LOCAL_HOSTS and not _is_local_ip(request.host):
+        return False
+    # A proxy on this machine relaying someone else is not "this machine",
     # unless the app was told to trust it (then remote_addr is the real client).
-    forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
-    return not (forwarded and current_app.config["RECEIVER_TRUSTED_PROXIES"] == 0)
+    relayed = any(name in request.headers for name in RELAY_HEADERS)
+    return not (relayed and current_app.config["RECEIVER_TRUSTED_PROXIES"] == 0)
+
+
+def _is_local_ip(host: str) -> bool:
+    name = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def token_digest(token: str) -> str:
@@ -165,7 +184,16 @@ attempts = _Attempts()
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
+    """Only a path on this site (browsers read `//host`, a backslash or a tab after
+    the first slash as the start of another site's address)."""
+    if (
+        target
+        and target.startswith("/")
+        and target.isprintable()
+        and not any(c in target for c in " \\")
+        and target[1:2] not in ("/", "")
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("pages.home")
 

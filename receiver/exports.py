@@ -54,8 +54,15 @@ def ndjson(inbox: Inbox, base_url: str) -> Iterator[str]:
 
 def _csv_line(values: list) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
+    csv.writer(buffer).writerow([_inert(value) for value in values])
     return buffer.getvalue()
+
+
+def _inert(value):
+    """A sender's `=HYPERLINK(...)` must stay text when the CSV is opened in a spreadsheet."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 FIXED = ["capture_id", "received_at", "method", "path", "event_type", "verdict"]

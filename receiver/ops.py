@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from . import metrics
 from .errors import error_response
 from .extensions import db
+
+log = logging.getLogger("receiver")
 
 bp = Blueprint("ops", __name__)
 
@@ -23,9 +27,11 @@ def readyz():
     """The database answers: ready for traffic."""
     try:
         db.session.execute(text("SELECT 1"))
-    except Exception as exc:  # any driver error means "not ready"
+    except Exception:  # any driver error means "not ready"
         db.session.rollback()
-        return error_response(503, "database_unavailable", f"Database unreachable: {exc}")
+        log.exception("readiness check: database unreachable")
+        # The details (host, user) go to the log, not to whoever asks.
+        return error_response(503, "database_unavailable", "The database is unreachable.")
     return jsonify(ok=True)
 
 

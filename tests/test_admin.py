@@ -289,3 +289,54 @@ def test_retention_also_applies_as_captures_arrive(app, client):
     storage._last_purge.clear()
     client.post("/hooks/default")
     assert client.get(f"/api/captures/{old}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "rebound.attacker.example:8000"},  # DNS rebinding: a foreign name on 127.0.0.1
+        {"X-Real-IP": "203.0.113.5"},
+        {"X-Receiver-Forwarded": "1"},  # this receiver forwarding a sender's request
+    ],
+)
+def test_loopback_requests_that_are_not_from_this_machine_get_403(client, headers):
+    assert client.get("/api/inboxes", headers=headers).status_code == 403
+    assert client.get("/inboxes/default", headers=headers).status_code == 403
+
+
+@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1:8000", "[::1]:8000"])
+def test_local_names_are_this_machine(client, host):
+    assert client.get("/api/inboxes", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/", "/%09/evil.example/x", "/\\evil.example", "https://evil.example"]
+)
+def test_login_next_cannot_leave_the_site(password_app, target):
+    client = password_app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    response = client.post(
+        "/login",
+        query_string={"next": target.replace("%09", "\t")},
+        data={"csrf_token": token_of(page), "password": "correct horse"},
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_readiness_failure_names_no_database_details(app, client, monkeypatch):
+    from receiver import ops
+
+    def down(*_args, **_kwargs):
+        raise RuntimeError("could not connect to server at db.internal:5432 as admin")
+
+    monkeypatch.setattr(ops.db.session, "execute", down)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "db.internal" not in response.get_data(as_text=True)
+
+
+def test_csv_export_keeps_sender_formulas_as_text(client):
+    client.post("/hooks/default", data={"c2a": '=HYPERLINK("http://evil.example","x")'})
+    csv_text = client.get("/api/inboxes/default/export?format=csv").get_data(as_text=True)
+    assert "'=HYPERLINK" in csv_text
+    assert ',"=HYPERLINK' not in csv_text

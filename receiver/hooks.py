@@ -14,6 +14,7 @@ import time
 from datetime import UTC, timedelta
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from . import catalog, metrics, relay, storage
@@ -44,7 +45,10 @@ def capture(inbox: str, rest: str):
     box = storage.inbox_config(inbox, config["RECEIVER_SETTINGS_CACHE_SECONDS"])
     if box is None:
         if config["RECEIVER_AUTO_CREATE_INBOXES"] and storage.SLUG.match(inbox):
-            storage.create_inbox(inbox)
+            try:
+                storage.create_inbox(inbox)
+            except IntegrityError:  # a concurrent first delivery created it
+                db.session.rollback()
             box = storage.inbox_config(inbox, 0)
         else:
             metrics.rejected("unknown_inbox")
@@ -99,7 +103,11 @@ def capture(inbox: str, rest: str):
         log.info("\n".join(fired_webhook_lines(json.loads(row["params"]))))
 
     if box.retention_days:
-        storage.purge_due(box.id, box.retention_days)
+        try:
+            storage.purge_due(box.id, box.retention_days)
+        except Exception:  # the capture is stored; retention catches up next time
+            db.session.rollback()
+            log.exception("retention purge of inbox %s failed", box.slug)
     response = answer(box, capture_id, rejected=rejected, failing=failing)
     if box.response_delay_ms and not (rejected or failing):
         time.sleep(box.response_delay_ms / 1000)
@@ -175,7 +183,9 @@ def build_row(reading: Reading, inbox_id: int, verdict: Verdict, redactor: Redac
     for _source, name, value in params:
         values.setdefault(name, []).append(value)
 
-    event_type = catalog.event_type(values, reading.subpath)
+    # Masked again after the catalog cleans the name: stripping control
+    # characters could otherwise put a key back together.
+    event_type = red_text(catalog.event_type(values, red_text(reading.subpath)))[:64]
     findings = catalog.check(
         event_type,
         values,
@@ -185,9 +195,20 @@ def build_row(reading: Reading, inbox_id: int, verdict: Verdict, redactor: Redac
     )
     body, body_notes = _redacted_body(reading, redactor)
     details = {
-        "notes": {**reading.body.notes, **body_notes},
+        "notes": {
+            topic: red_text(note) for topic, note in {**reading.body.notes, **body_notes}.items()
+        },
         # Plain dicts: dataclasses.asdict deep-copies and is slow on this path.
-        "parts": [vars(part) for part in reading.body.parts],
+        "parts": [
+            {
+                "index": part.index,
+                "name": red_text(part.name),
+                "filename": None if part.filename is None else red_text(part.filename),
+                "content_type": red_text(part.content_type),
+                "size": part.size,
+            }
+            for part in reading.body.parts
+        ],
         "findings": [
             {"level": f.level, "code": f.code, "param": f.param, "message": f.message}
             for f in findings

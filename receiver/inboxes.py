@@ -162,12 +162,30 @@ def _headers(value) -> str:
             raise SettingsError(
                 "response_headers", f"{name} is set by the server (use response_content_type)"
             )
-        if "\r" in text or "\n" in text or len(text) > 4096:
-            raise SettingsError("response_headers", f"the value of {name} is not valid")
+        if "\r" in text or "\n" in text or len(text) > 4096 or not _latin1(text):
+            raise SettingsError(
+                "response_headers", f"the value of {name} must be one line of latin-1 text"
+            )
         clean.append([name, text])
     if len(clean) > 50:
         raise SettingsError("response_headers", "at most 50 headers")
     return json.dumps(clean)
+
+
+def _latin1(text: str) -> bool:
+    """HTTP header values travel as latin-1; anything else cannot be sent."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _header_text(name: str, value) -> str | None:
+    text = _text(name, value, 200)
+    if text is not None and not _latin1(text):
+        raise SettingsError(name, "must be latin-1 text (it is sent as a header)")
+    return text
 
 
 def _forward_url(value) -> str | None:
@@ -189,7 +207,7 @@ READERS = {
     "cors": lambda v: _flag("cors", v),
     # 1xx are interim answers: a server cannot end a request with one.
     "response_status": lambda v: _whole("response_status", v, 200, 599),
-    "response_content_type": lambda v: _text("response_content_type", v, 200),
+    "response_content_type": lambda v: _header_text("response_content_type", v),
     "response_body": lambda v: _text("response_body", v, MAX_RESPONSE_BODY, single_line=False),
     "response_headers": _headers,
     "response_delay_ms": lambda v: _whole("response_delay_ms", v, 0, MAX_DELAY_MS),

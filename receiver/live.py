@@ -58,7 +58,7 @@ class Watcher:
 
     def wait(self, inbox_id: int, after: int, timeout: float) -> int | None:
         """Block until the inbox has a capture above `after`, or `timeout` passes."""
-        self._start()
+        self.start()
         with self._changed:
             self._changed.wait_for(lambda: self._newest.get(inbox_id, 0) > after, timeout)
             found = self._newest.get(inbox_id, 0)
@@ -69,7 +69,7 @@ class Watcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _start(self) -> None:
+    def start(self) -> None:
         if self._thread is not None:
             return
         with self._lock:
@@ -168,6 +168,9 @@ def events(
     """
     yield f"retry: {RETRY_MS}\n: connected\n\n"
     started = last_sent = time.monotonic()
+    # The watcher first, then the catch-up read: a capture committed between
+    # the two is seen by one of them.
+    watcher.start()
     found = watcher.newest(inbox_id, cursor)
     while True:
         if found is not None:

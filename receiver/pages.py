@@ -128,12 +128,15 @@ def event_groups(inbox_id: int) -> list[dict]:
 
 
 def _list_context(inbox: Inbox, filters: dict[str, str]) -> dict:
-    rows = storage.list_captures(inbox.id, **filters)
+    # The live cursor first, and the list up to it: a capture arriving between
+    # the two reads is then fetched live, never skipped or shown twice.
+    newest = storage.newest_id(inbox.id)
+    rows = storage.list_captures(inbox.id, before=newest + 1, **filters)
     return {
         "inbox": inbox,
         "filters": filters,
         "rows": rows,
-        "newest": storage.newest_id(inbox.id),
+        "newest": newest,
         "groups": event_groups(inbox.id),
         "methods": METHODS,
         "more": len(rows) == storage.PAGE_SIZE,
@@ -189,13 +192,17 @@ def rows(slug: str):
     filters = _filters()
     after = _cursor("after")
     if after is not None:
-        found = storage.list_captures(inbox.id, after=after, **filters)
+        # The oldest arrivals first, a page at a time: the cursor moves only past
+        # rows that were sent, and a full page asks for the next one at once, so
+        # a burst (or a long pause) is shown whole.
+        found = storage.list_captures(inbox.id, after=after, oldest_first=True, **filters)
         return render_template(
             "partials/live_rows.html",
             inbox=inbox,
             filters=filters,
-            rows=found,
-            newest=max([after, storage.newest_id(inbox.id)]),
+            rows=found[::-1],
+            newest=found[-1].id if found else after,
+            more=len(found) == storage.PAGE_SIZE,
             groups=event_groups(inbox.id),
         )
     found = storage.list_captures(inbox.id, before=_cursor("before"), **filters)

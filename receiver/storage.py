@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Text, cast, delete, func, or_, select, update
+from sqlalchemy import Text, cast, delete, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import load_only
 
@@ -163,13 +163,25 @@ def _add_count(inbox_id: int, event_type: str, verdict: str, delta: int) -> None
     db.session.execute(stmt)
 
 
-def _delete_rows(inbox_id: int, rows) -> None:
+def _delete_rows(inbox_id: int, rows) -> int:
     if not rows:
-        return
-    db.session.execute(delete(captures).where(captures.c.id.in_([row.id for row in rows])))
-    for (event_type, verdict), n in Counter((r.event_type, r.verdict) for r in rows).items():
+        return 0
+    return _delete_where(inbox_id, captures.c.id.in_([row.id for row in rows]))
+
+
+def _delete_where(inbox_id: int, condition) -> int:
+    """Delete captures and move the counts by what was really deleted: a capture
+    someone else deleted first (a double click, a purge racing a trim) is not
+    counted twice."""
+    gone = db.session.execute(
+        delete(captures)
+        .where(captures.c.inbox_id == inbox_id, condition)
+        .returning(captures.c.event_type, captures.c.verdict)
+    ).all()
+    for (event_type, verdict), n in Counter(tuple(row) for row in gone).items():
         _add_count(inbox_id, event_type, verdict, -n)
     db.session.execute(delete(counts).where(counts.c.inbox_id == inbox_id, counts.c.n <= 0))
+    return len(gone)
 
 
 _last_purge: dict[int, float] = {}
@@ -198,9 +210,8 @@ def purge_before(inbox_id: int, cutoff: datetime) -> int:
         ).all()
         if not rows:
             return purged
-        _delete_rows(inbox_id, rows)
+        purged += _delete_rows(inbox_id, rows)
         db.session.commit()
-        purged += len(rows)
 
 
 def delete_capture(capture: Capture) -> None:
@@ -209,8 +220,7 @@ def delete_capture(capture: Capture) -> None:
 
 
 def clear_inbox(inbox_id: int) -> int:
-    n = db.session.execute(delete(captures).where(captures.c.inbox_id == inbox_id)).rowcount
-    db.session.execute(delete(counts).where(counts.c.inbox_id == inbox_id))
+    n = _delete_where(inbox_id, true())
     db.session.commit()
     return n
 
@@ -260,6 +270,7 @@ def list_captures(
     method: str = "",
     q: str = "",
     limit: int = PAGE_SIZE,
+    oldest_first: bool = False,
 ) -> list[Capture]:
     """Newest first, by id cursor (`before` for older pages, `after` for new
     arrivals): never OFFSET, so deep pages cost what the first one does."""
@@ -280,7 +291,7 @@ def list_captures(
         stmt = stmt.where(Capture.method == method.upper())
     if q:
         stmt = stmt.where(_matches(q))
-    stmt = stmt.order_by(Capture.id.desc()).limit(limit)
+    stmt = stmt.order_by(Capture.id if oldest_first else Capture.id.desc()).limit(limit)
     return list(db.session.execute(stmt).scalars())
 
 

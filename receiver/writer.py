@@ -99,8 +99,10 @@ class _Dialect:
             "excluded.n"
         )
         self.total = self.sql("SELECT coalesce(sum(n), 0) FROM capture_count WHERE inbox_id = ?")
-        self.oldest = self.sql(
-            "SELECT id, event_type, verdict FROM capture WHERE inbox_id = ? ORDER BY id LIMIT ?"
+        self.drop_oldest = self.sql(
+            "DELETE FROM capture WHERE inbox_id = ? AND id IN "
+            "(SELECT id FROM capture WHERE inbox_id = ? ORDER BY id LIMIT ?) "
+            "RETURNING event_type, verdict"
         )
         self.drop_empty_counts = self.sql("DELETE FROM capture_count WHERE inbox_id = ? AND n <= 0")
 
@@ -247,12 +249,9 @@ class CaptureWriter:
         excess = int(cursor.fetchone()[0]) - capacity
         if excess <= 0:
             return
-        cursor.execute(d.oldest, (inbox_id, excess))
-        oldest = cursor.fetchall()
-        ids = [row[0] for row in oldest]
-        marks = ", ".join("?" for _ in ids)
-        cursor.execute(d.sql(f"DELETE FROM capture WHERE id IN ({marks})"), ids)
-        for (event_type, verdict), n in Counter((r[1], r[2]) for r in oldest).items():
+        cursor.execute(d.drop_oldest, (inbox_id, inbox_id, excess))
+        # Counted from what was deleted, so a purge racing this trim cannot skew them.
+        for (event_type, verdict), n in Counter(map(tuple, cursor.fetchall())).items():
             cursor.execute(d.add_count, (inbox_id, event_type, verdict, -n))
         cursor.execute(d.drop_empty_counts, (inbox_id,))
 

@@ -306,7 +306,7 @@ def test_event_type_filter_and_all(watched, live_server):
         # The sidebar (swapped out of band) marks the active filter.
         re.compile(r"\bactive\b")
     )
-    expect(page.locator("select[name=event]")).to_have_value("VOUCHER_EXPIRED")
+    expect(page.locator("#filters select[name=event]")).to_have_value("VOUCHER_EXPIRED")
 
     page.locator(".types > li").first.locator("a").click()  # "All"
     expect(page).to_have_url(f"{live_server.url}/inboxes/default")
@@ -433,7 +433,7 @@ def test_hostile_capture_is_shown_as_text_and_nothing_runs(watched, live_server)
     page.locator(f'[data-event-type="{SCRIPT}"] > a').click()
     expect(page.locator(f"#capture-{named}")).to_be_visible()
     expect(page.locator(f"#capture-{main}")).to_have_count(0)
-    expect(page.locator("select[name=event]")).to_have_value(SCRIPT)
+    expect(page.locator("#filters select[name=event]")).to_have_value(SCRIPT)
     assert_no_payload_ran(page, watched)
 
     # The same detail as a full page load.

@@ -326,3 +326,33 @@ def test_open_streams_are_capped_per_worker_and_slots_come_back(client):
     again = client.get("/inboxes/default/stream", buffered=False)
     assert again.status_code == 200
     again.close()
+
+
+def test_a_burst_larger_than_a_page_reaches_the_live_list_whole(client):
+    start = send(client)
+    burst = [send(client, n=str(i)) for i in range(60)]
+    first = client.get(f"/inboxes/default/rows?after={start}", headers=HX).get_data(as_text=True)
+    shown = row_ids(first)
+    assert shown == burst[:50][::-1]  # the oldest arrivals first, newest on top
+    assert "sse:capture, load" in first  # a full page asks for the next one at once
+    cursor = re.search(r"after=(\d+)", first.split('id="live"')[1]).group(1)
+    second = client.get(f"/inboxes/default/rows?after={cursor}", headers=HX).get_data(as_text=True)
+    assert row_ids(second) == burst[50:][::-1]
+    assert "sse:capture, load" not in second
+
+
+def test_deleting_twice_moves_the_counts_once(app, client):
+    keep = send(client, event="LEAD_CREATED")
+    gone = send(client, event="LEAD_CREATED")
+    with app.app_context():
+        from types import SimpleNamespace
+
+        from receiver import storage
+
+        # Two requests that both loaded the capture before either deleted it.
+        loaded = SimpleNamespace(id=gone, inbox_id=db.session.get(Capture, gone).inbox_id)
+        storage.delete_capture(loaded)
+        storage.delete_capture(loaded)
+    html = client.get("/inboxes/default").get_data(as_text=True)
+    assert count_of(html, "LEAD_CREATED") == 1
+    assert client.get(f"/api/captures/{keep}").status_code == 200

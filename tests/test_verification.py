@@ -745,3 +745,32 @@ def test_secrets_belong_to_their_inbox(runner, client, fetch):
         "label": "theirs",
         "fingerprint": listed_secrets(runner, "other")["theirs"][0],
     }
+
+
+def test_the_secret_is_masked_in_multipart_names_notes_and_the_event_type(client):
+    import io as _io
+
+    secret = "Sk3yValue9-part"
+    response = client.post(
+        "/hooks/default",
+        data={
+            "secrettoken": secret,
+            "event": "Sk3yValue9\x00-part",  # cleaning the name must not rebuild the key
+            "upload": (_io.BytesIO(b"x"), f"{secret}.txt", f"text/{secret}"),
+        },
+        content_type="multipart/form-data",
+        headers={"Content-Encoding": secret},
+    )
+    document = client.get(f"/api/captures/{response.get_json()['id']}").get_json()
+    assert secret not in json.dumps(document)
+    assert secret not in document["event_type"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("response_headers", [["X-Note", "café ✓"]]), ("response_content_type", "text/✓")],
+)
+def test_response_settings_that_cannot_be_sent_as_headers_are_refused(client, setting, value):
+    response = client.patch("/api/inboxes/default", json={setting: value})
+    assert response.status_code == 422
+    assert client.post("/hooks/default").status_code == 200

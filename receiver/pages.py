@@ -83,6 +83,13 @@ def _inbox_or_404(slug: str) -> Inbox:
     return inbox
 
 
+def _capture_in(inbox: Inbox, capture_id: int) -> Capture:
+    capture = None if capture_id > storage.MAX_ID else db.session.get(Capture, capture_id)
+    if capture is None or capture.inbox_id != inbox.id:
+        abort(404, description="No such capture in this inbox.")
+    return capture
+
+
 def _filters() -> dict[str, str]:
     values = {name: request.args.get(name, "").strip()[:200] for name in FILTERS}
     if values["verdict"] not in VERDICTS:
@@ -162,9 +169,7 @@ def inbox_page(slug: str):
 @bp.get("/inboxes/<slug>/captures/<int:capture_id>")
 def capture_page(slug: str, capture_id: int):
     inbox = _inbox_or_404(slug)
-    capture = db.session.get(Capture, capture_id)
-    if capture is None or capture.inbox_id != inbox.id:
-        abort(404, description="No such capture in this inbox.")
+    capture = _capture_in(inbox, capture_id)
     detail = _detail_context(inbox, capture)
     if _fragment_request() and htmx.target == "detail":
         return _vary(make_response(render_template("partials/capture_detail.html", **detail)))
@@ -247,9 +252,7 @@ def stream(slug: str):
 @bp.delete("/inboxes/<slug>/captures/<int:capture_id>")
 def delete_capture(slug: str, capture_id: int):
     inbox = _inbox_or_404(slug)
-    capture = db.session.get(Capture, capture_id)
-    if capture is None or capture.inbox_id != inbox.id:
-        abort(404, description="No such capture in this inbox.")
+    capture = _capture_in(inbox, capture_id)
     storage.delete_capture(capture)
     response = make_response(
         render_template(
@@ -278,19 +281,8 @@ def clear_inbox(slug: str):
 # answered with a 303 to the page that shows the result.
 
 BOOLEAN_SETTINGS = ("enforce_secret", "cors")
-FORM_SETTINGS = (
-    "slug",
-    "response_status",
-    "response_content_type",
-    "response_body",
-    "response_headers",
-    "response_delay_ms",
-    "fail_remaining",
-    "fail_status",
-    "capacity",
-    "retention_days",
-    "forward_url",
-)
+# Every other setting is a text field of the form, read by inboxes.READERS.
+FORM_SETTINGS = ("slug", *(name for name in inboxes.READERS if name not in BOOLEAN_SETTINGS))
 
 
 @bp.post("/inboxes")
@@ -464,9 +456,7 @@ def send_test(slug: str):
 @bp.post("/inboxes/<slug>/captures/<int:capture_id>/replay")
 def replay_capture(slug: str, capture_id: int):
     inbox = _inbox_or_404(slug)
-    capture = db.session.get(Capture, capture_id)
-    if capture is None or capture.inbox_id != inbox.id:
-        abort(404, description="No such capture in this inbox.")
+    capture = _capture_in(inbox, capture_id)
     error = None
     try:
         relay.replay(

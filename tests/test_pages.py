@@ -356,3 +356,7 @@ def test_deleting_twice_moves_the_counts_once(app, client):
     html = client.get("/inboxes/default").get_data(as_text=True)
     assert count_of(html, "LEAD_CREATED") == 1
     assert client.get(f"/api/captures/{keep}").status_code == 200
+
+
+def test_huge_capture_ids_in_page_urls_are_404(client):
+    assert client.get("/inboxes/default/captures/99999999999999999999").status_code == 404

@@ -257,7 +257,7 @@ def create_token(label: str) -> str:
 
 
 def revoke_token(token_id: int) -> bool:
-    row = db.session.get(ApiToken, token_id)
+    row = None if token_id > storage.MAX_SMALL_ID else db.session.get(ApiToken, token_id)
     if row is None:
         return False
     db.session.delete(row)

@@ -128,7 +128,7 @@ def add_secret(slug: str):
 
 @bp.delete("/inboxes/<slug>/secrets/<int:secret_id>")
 def remove_secret(slug: str, secret_id: int):
-    if secret_id > storage.MAX_ID or not inboxes.remove_secret(_inbox(slug), secret_id):
+    if not inboxes.remove_secret(_inbox(slug), secret_id):
         abort(404, description="This inbox has no secret with that id.")
     return "", 204
 

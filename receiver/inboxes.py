@@ -298,6 +298,8 @@ def add_secret(inbox: Inbox, label: str, secret: str, user: str | None = None) -
 
 
 def remove_secret(inbox: Inbox, secret_id: int) -> bool:
+    if secret_id > storage.MAX_SMALL_ID:
+        return False
     result = db.session.execute(
         delete(ExpectedSecret).where(
             ExpectedSecret.inbox_id == inbox.id, ExpectedSecret.id == secret_id

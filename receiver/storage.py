@@ -34,7 +34,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-MAX_ID = 2**63 - 1  # ids are 64-bit on PostgreSQL
+MAX_ID = 2**63 - 1  # capture ids are 64-bit on PostgreSQL
+MAX_SMALL_ID = 2**31 - 1  # other tables' ids are 32-bit there
 
 
 def as_id(text: str | None) -> int | None:

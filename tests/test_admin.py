@@ -340,3 +340,11 @@ def test_csv_export_keeps_sender_formulas_as_text(client):
     csv_text = client.get("/api/inboxes/default/export?format=csv").get_data(as_text=True)
     assert "'=HYPERLINK" in csv_text
     assert ',"=HYPERLINK' not in csv_text
+
+
+def test_ids_beyond_the_database_range_are_404_not_500(client):
+    huge = 2**31 + 5
+    assert client.delete(f"/api/inboxes/default/secrets/{huge}").status_code == 404
+    page = "/tokens"
+    response = form_post(client, page, f"/tokens/{huge}/revoke")
+    assert response.status_code == 404

@@ -117,6 +117,11 @@ class Capture(db.Model):
     param_list = _decoded("params")
     detail = _decoded("details")
 
+    def header(self, name: str) -> str:
+        """The first value of a header, by case-insensitive name; "" when absent."""
+        name = name.lower()
+        return next((value for header, value in self.header_list if header.lower() == name), "")
+
     __table_args__ = (
         Index("ix_capture_inbox_newest", "inbox_id", "id"),
         Index("ix_capture_inbox_event", "inbox_id", "event_type", "id"),

@@ -104,36 +104,29 @@ def hexdump(data: bytes) -> str:
     return "\n".join(lines)
 
 
-def _decoded_body(capture: Capture) -> bytes:
+def _stored_body(capture: Capture):
+    """The stored body read again, as it was read when it arrived."""
     return read_body(
         capture.body,
         capture.content_type,
-        _header(capture, "content-encoding"),
+        capture.header("content-encoding"),
         limit=len(capture.body) * 20 + 1024,
-    ).decoded
+    )
+
+
+def _decoded_body(capture: Capture) -> bytes:
+    return _stored_body(capture).decoded
 
 
 def part_bytes(capture: Capture, index: int) -> bytes | None:
     """A multipart file's bytes, read again from the stored body."""
-    body = read_body(
-        capture.body,
-        capture.content_type,
-        _header(capture, "content-encoding"),
-        limit=len(capture.body) * 20 + 1024,
-    )
+    body = _stored_body(capture)
     if index in body.files:
         return body.files[index]
     for part in body.parts:
         if part.index == index and part.filename is None:
             return dict(body.form).get(part.name, "").encode()
     return None
-
-
-def _header(capture: Capture, name: str) -> str:
-    for header, value in capture.header_list:
-        if header.lower() == name:
-            return value
-    return ""
 
 
 @dataclass

@@ -121,7 +121,7 @@ def _body_with_secret(capture: Capture, secret: str) -> bytes:
         spelled = json.dumps(secret)[1:-1]
     else:
         spelled = secret
-    encoding = _header(capture, "content-encoding")
+    encoding = capture.header("content-encoding")
     # A compressed body is unmasked in its decoded form, then compressed again.
     body = read_body(capture.body, capture.content_type, encoding, 20 * len(capture.body) + 1024)
     if not MASK_BYTES.search(body.decoded):
@@ -130,13 +130,6 @@ def _body_with_secret(capture: Capture, secret: str) -> bytes:
     if body.decoded is capture.body:
         return unmasked
     return encode(unmasked, encoding)
-
-
-def _header(capture: Capture, name: str) -> str:
-    for header, value in capture.header_list:
-        if header.lower() == name:
-            return value
-    return ""
 
 
 # --- replay ---

@@ -57,7 +57,8 @@ def capture(inbox: str, rest: str):
     reading = read_request(request, rest)
     key = config["SECRET_KEY"]
     values = reading.values()
-    if len(received_secrets(values)) > MAX_RECEIVED_SECRETS:
+    received = received_secrets(values)
+    if len(received) > MAX_RECEIVED_SECRETS:
         # Each distinct value must be masked everywhere before anything is kept;
         # no platform delivery carries more than one.
         metrics.rejected("too_many_secrettokens")
@@ -67,7 +68,7 @@ def capture(inbox: str, rest: str):
             f"More than {MAX_RECEIVED_SECRETS} different secrettoken values; nothing was stored.",
         )
     verdict = verify(key, values, list(box.expected))
-    redactor = Redactor(key, received_secrets(values))
+    redactor = Redactor(key, received)
     row = build_row(reading, box.id, verdict, redactor)
     rejected = box.enforce_secret and not verdict.accepted
     # "Fail the first N deliveries": counted down atomically, so concurrent
@@ -92,9 +93,8 @@ def capture(inbox: str, rest: str):
 
     metrics.captured(box.slug, row["event_type"], row["verdict"])
     if box.forward_url and config["RECEIVER_OUTBOUND_ENABLED"]:
-        secrets = received_secrets(values)
         relay.forward_later(
-            current_app._get_current_object(), capture_id, secrets[0] if secrets else None
+            current_app._get_current_object(), capture_id, received[0] if received else None
         )
     if rejected:
         metrics.rejected("secret_rejected")

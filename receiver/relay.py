@@ -146,8 +146,15 @@ def replay(
     """
     config = current_app.config
     request = outgoing(capture, target, with_subpath=with_subpath, secret=secret)
-    hide = Redactor(config["SECRET_KEY"], [secret] if secret else [])
     started_at = utcnow()
+    outcome, hide = _send(request, config, secret)
+    return _record(capture.id, REPLAY, hide.text(request.url), 1, started_at, outcome, hide)
+
+
+def _send(request: Outgoing, config: Mapping, secret: str | None):
+    """Send an outgoing request; with it, the Redactor that hides `secret` in
+    whatever is recorded of it (the URL, an echo in the answer)."""
+    hide = Redactor(config["SECRET_KEY"], [secret] if secret else [])
     # Read a little past the limit, so a key cut at the limit is still found and masked.
     margin = 12 * len(secret.encode()) if secret else 0
     outcome = outbound.send(
@@ -159,7 +166,7 @@ def replay(
         timeout=config["RECEIVER_FORWARD_TIMEOUT_SECONDS"],
         body_limit=outbound.MAX_RESPONSE_BYTES + margin,
     )
-    return _record(capture.id, REPLAY, hide.text(request.url), 1, started_at, outcome, hide)
+    return outcome, hide
 
 
 def _record(
@@ -265,20 +272,13 @@ def _forward(
     request = outgoing(capture, inbox.forward_url, with_subpath=True, secret=secret)
     request.headers.append((FORWARDED_HEADER, "1"))
     started_at = utcnow()
+    # The delivery's own key goes out with the forward; none of it is kept.
+    hide = Redactor(config["SECRET_KEY"], [secret] if secret else [])
     try:
-        outcome = outbound.send(
-            request.method,
-            request.url,
-            request.headers,
-            request.body,
-            config,
-            timeout=config["RECEIVER_FORWARD_TIMEOUT_SECONDS"],
-        )
+        outcome, hide = _send(request, config, secret)
         again = _worth_retrying(outcome) and attempt <= config["RECEIVER_FORWARD_RETRIES"]
     except outbound.Refused as refusal:
         outcome, again = outbound.Outcome(None, error=str(refusal)), False
-    # The delivery's own key went out with the forward; none of it is kept.
-    hide = Redactor(config["SECRET_KEY"], [secret] if secret else [])
     _record(capture_id, FORWARD, hide.text(request.url), attempt, started_at, outcome, hide)
     return BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1] if again else None
 

@@ -278,8 +278,8 @@ def gunicorn_flags(settings, port: int) -> list[str]:
 
 
 def baseline_cmd(settings, port: int) -> list[str]:
-    return [str(GUNICORN), *gunicorn_flags(settings, port), "--pythonpath", "bench",
-            "baseline_app:app"]
+    return [str(GUNICORN), "-c", "bench/gunicorn_baseline.conf.py",
+            *gunicorn_flags(settings, port), "--pythonpath", "bench", "baseline_app:app"]
 
 
 def receiver_cmd(settings, port: int) -> list[str]:
@@ -652,8 +652,9 @@ def report(args, settings, mach, pg_version, results, failures, fingerprints, st
     flags = " ".join(f"{flag} {shlex.quote(value)}" for flag, _env, value in settings)
     w(f"- gunicorn flags for both: `--bind 127.0.0.1:<free port> {flags} "
       "--error-logfile - --no-control-socket`; no access log on either")
-    w("- baseline: `gunicorn <flags> --pythonpath bench baseline_app:app` (answers `ok`, stores "
-      "nothing)")
+    w("- baseline: `gunicorn -c bench/gunicorn_baseline.conf.py <flags> --pythonpath bench "
+      "baseline_app:app` (an empty settings file, so gunicorn does not read the repo's "
+      "`gunicorn.conf.py`; answers `ok`, stores nothing)")
     w("- receiver: `gunicorn -c bench/gunicorn_receiver.conf.py <flags> wsgi:app` = the repo's "
       "`gunicorn.conf.py` executed unchanged (wire.install, migrations + `default` inbox in "
       "`on_starting`) with `accesslog = None`")

@@ -125,7 +125,7 @@ class Capture(db.Model):
     __table_args__ = (
         Index("ix_capture_inbox_newest", "inbox_id", "id"),
         Index("ix_capture_inbox_event", "inbox_id", "event_type", "id"),
-        Index("ix_capture_inbox_dedupe", "inbox_id", "dedupe_key"),
+        Index("ix_capture_inbox_dedupe", "inbox_id", "dedupe_key", "id"),
     )
 
 

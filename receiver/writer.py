@@ -3,11 +3,12 @@
 A delivery is acknowledged only once its capture is committed. Rather than
 one transaction per request, requests queue their rows and whichever request
 gets the write lock stores everything queued in one transaction (it is the
-"leader"; the others find their capture already stored when their turn
-comes). While one batch commits the next one gathers, so under load many
-captures share a commit, and at rest a capture is written at once. No
-thread hands work to another: the GIL makes such hand-offs slower than the
-writes themselves.
+"leader"). The others wait on their own job, not on the lock: the leader wakes
+every job it committed, and on letting go wakes the first job still queued to
+lead the next batch. While one batch commits the next one gathers, so under
+load many captures share a commit, and at rest a capture is written at once.
+No thread hands its writing to another: the GIL makes such hand-offs slower
+than the writes themselves.
 
 On SQLite, the worker processes also take turns through a file lock beside
 the database, so a waiting writer wakes the moment the lock is free instead
@@ -16,8 +17,9 @@ of sleeping in SQLite's busy handler.
 Statements go straight to the database driver: on this path the ORM's
 per-statement work costs more than the database itself (docs/performance.md).
 Per batch, in one transaction: each capture is inserted (its likely-duplicate
-link found first), the per-inbox counts move by what was added, and inboxes
-over capacity drop their oldest captures.
+link found in the same statement; on PostgreSQL the whole batch in one round
+trip), the per-inbox counts move by what was added, and inboxes over capacity
+drop their oldest captures.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 
 from flask import Flask
 from sqlalchemy import Engine
@@ -63,8 +65,8 @@ COLUMNS = (
     "answered_status",
     "finding_count",
     "dedupe_key",
-    "duplicate_of",
 )
+RECEIVED_AT = COLUMNS.index("received_at")
 
 
 class StorageUnavailable(Exception):
@@ -78,6 +80,8 @@ class _Job:
     done: bool = False
     capture_id: int | None = None
     error: BaseException | None = None
+    # Set when the job is done, or when it is first in line to lead.
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class _Dialect:
@@ -88,11 +92,13 @@ class _Dialect:
         self.postgres = name == "postgresql"
         columns = ", ".join(f'"{c}"' for c in COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
-        insert = f"INSERT INTO capture ({columns}) VALUES ({marks})"
-        self.insert = self.sql(insert + (" RETURNING id" if self.postgres else ""))
-        self.first_duplicate = self.sql(
-            "SELECT min(id) FROM capture WHERE inbox_id = ? AND dedupe_key = ?"
+        # A likely redelivery links to the first capture with its dedupe key,
+        # found in the same statement (NULL when there is none, or no key).
+        first_duplicate = "(SELECT min(id) FROM capture WHERE inbox_id = ? AND dedupe_key = ?)"
+        insert = (
+            f'INSERT INTO capture ({columns}, "duplicate_of") VALUES ({marks}, {first_duplicate})'
         )
+        self.insert = self.sql(insert + (" RETURNING id" if self.postgres else ""))
         self.add_count = self.sql(
             "INSERT INTO capture_count (inbox_id, event_type, verdict, n) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (inbox_id, event_type, verdict) DO UPDATE SET n = capture_count.n + "
@@ -109,11 +115,14 @@ class _Dialect:
     def sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.postgres else text
 
-    def value(self, name: str, value):
-        if isinstance(value, datetime) and not self.postgres:
+    def values(self, row: dict) -> list:
+        """The insert's parameters for one capture."""
+        values = [row.get(c) for c in COLUMNS]
+        if not self.postgres:
             # The text SQLAlchemy's SQLite DateTime reads and writes.
-            return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-        return value
+            values[RECEIVED_AT] = row["received_at"].isoformat(" ", "microseconds")
+        values += (row["inbox_id"], row.get("dedupe_key"))
+        return values
 
 
 class CaptureWriter:
@@ -131,24 +140,44 @@ class CaptureWriter:
         job = _Job(row, capacity)
         with self._pending_lock:
             self._pending.append(job)
+        deadline = time.monotonic() + WAIT_SECONDS
         while not job.done:
-            if not self._write_lock.acquire(timeout=WAIT_SECONDS):
+            job.wake.clear()
+            if self._write_lock.acquire(blocking=False):
+                try:
+                    self._lead(job)
+                finally:
+                    self._write_lock.release()
+                    self._wake_next()
+                break
+            # Another request is writing. Its batch may hold this job (then the
+            # job is woken done); when it lets go it wakes the first job still
+            # waiting, which leads next. Waiters never queue on the write lock
+            # itself, so a finished job costs no extra turn at it.
+            if not job.wake.wait(max(0.0, deadline - time.monotonic())) and not job.done:
                 with self._pending_lock:
                     if job in self._pending:  # not taken by a leader: give up cleanly
                         self._pending.remove(job)
                         raise StorageUnavailable("the database did not commit in time")
-                continue
-            try:
-                if not job.done:
-                    with self._pending_lock:
-                        batch = self._pending[:BATCH_MAX]
-                        del self._pending[:BATCH_MAX]
-                    self._write(batch)
-            finally:
-                self._write_lock.release()
+                deadline = time.monotonic() + WAIT_SECONDS  # taken: its batch is committing
         if job.error is not None or job.capture_id is None:
             raise StorageUnavailable(str(job.error or "not stored")) from job.error
         return job.capture_id
+
+    def _lead(self, job: _Job) -> None:
+        """Write batches of what is queued until this job is among the written."""
+        while not job.done:
+            with self._pending_lock:
+                batch = self._pending[:BATCH_MAX]
+                del self._pending[:BATCH_MAX]
+            if not batch:  # pragma: no cover - a job not done is always queued
+                return
+            self._write(batch)
+
+    def _wake_next(self) -> None:
+        with self._pending_lock:
+            if self._pending:
+                self._pending[0].wake.set()
 
     def close(self) -> None:
         with self._write_lock:
@@ -182,6 +211,7 @@ class CaptureWriter:
         finally:
             for job in batch:
                 job.done = True
+                job.wake.set()
 
     @property
     def _row_errors(self) -> tuple[type[BaseException], ...]:
@@ -226,13 +256,18 @@ class CaptureWriter:
                 cursor.execute("BEGIN IMMEDIATE")
             added: Counter[tuple[int, str, str]] = Counter()
             capacities: dict[int, int] = {}
+            if d.postgres:
+                # One round trip for the whole batch (psycopg pipelines executemany).
+                cursor.executemany(d.insert, [d.values(job.row) for job in batch], returning=True)
+                for job in batch:
+                    job.capture_id = cursor.fetchone()[0]
+                    cursor.nextset()
+            else:
+                for job in batch:
+                    cursor.execute(d.insert, d.values(job.row))
+                    job.capture_id = cursor.lastrowid
             for job in batch:
                 row = job.row
-                if row.get("dedupe_key"):
-                    cursor.execute(d.first_duplicate, (row["inbox_id"], row["dedupe_key"]))
-                    row["duplicate_of"] = cursor.fetchone()[0]
-                cursor.execute(d.insert, [d.value(c, row.get(c)) for c in COLUMNS])
-                job.capture_id = cursor.fetchone()[0] if d.postgres else cursor.lastrowid
                 added[(row["inbox_id"], row["event_type"], row["verdict"])] += 1
                 capacities[row["inbox_id"]] = job.capacity
             for (inbox_id, event_type, verdict), n in added.items():

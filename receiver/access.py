@@ -30,6 +30,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -59,8 +60,21 @@ def init_app(app: Flask) -> None:
         generate_password_hash(password) if password else None
     )
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.session_interface = DashboardSessions()
     app.before_request(guard)
     app.register_blueprint(bp)
+
+
+class DashboardSessions(SecureCookieSessionInterface):
+    """Sessions serve the dashboard's login and CSRF only. A capture URL never
+    reads or writes one, so a cookie sent with a delivery is kept as a header
+    but not verified: an empty session that is never saved."""
+
+    def open_session(self, app: Flask, request):
+        # Sessions open before the URL is matched: tell capture URLs by path.
+        if request.path.startswith("/hooks/"):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def login_required() -> bool:

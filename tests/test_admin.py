@@ -348,3 +348,47 @@ def test_ids_beyond_the_database_range_are_404_not_500(client):
     page = "/tokens"
     response = form_post(client, page, f"/tokens/{huge}/revoke")
     assert response.status_code == 404
+
+
+def test_a_delivery_neither_reads_nor_touches_the_dashboard_session(password_app):
+    client = password_app.test_client()
+    page = client.get("/login", environ_base=REMOTE)
+    client.post(
+        "/login",
+        data={"csrf_token": token_of(page.get_data(as_text=True)), "password": "correct horse"},
+        environ_base=REMOTE,
+    )
+    # The logged-in browser's cookie goes along with a delivery to a capture URL.
+    delivery = client.post("/hooks/default", data={"event": "LEAD_CREATED"}, environ_base=REMOTE)
+    assert delivery.status_code == 200
+    assert "Set-Cookie" not in delivery.headers
+    assert "Cookie" not in delivery.headers.get("Vary", "")
+    assert client.get("/inboxes/default", environ_base=REMOTE).status_code == 200
+    # A cookie no one could have signed is kept as a header, not verified.
+    stranger = password_app.test_client()
+    stranger.set_cookie("session", "not-a-signed-session")
+    answer = stranger.post("/hooks/default", data={"event": "LEAD_CREATED"})
+    assert answer.status_code == 200
+    assert "Set-Cookie" not in answer.headers
+    stored = client.get("/api/captures/" + answer.headers["X-Capture-Id"], environ_base=REMOTE)
+    assert ["Cookie", "session=not-a-signed-session"] in stored.get_json()["headers"]
+
+
+@pytest.mark.parametrize(
+    ("path", "area"),
+    [
+        ("/hooks/default", "hooks"),
+        ("/hooks/default/scan/QR_CODE_SCANNED", "hooks"),
+        ("/api/inboxes", "api"),
+        ("/healthz", "ops"),
+        ("/metrics", "ops"),
+        ("/static/app.css", "other"),
+        ("/", "pages"),
+        ("/inboxes/default", "pages"),
+        ("/hooksmith", "pages"),
+    ],
+)
+def test_request_latency_is_labelled_by_the_part_of_the_app(path, area):
+    from receiver import metrics
+
+    assert metrics.area(path) == area

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -58,9 +58,33 @@ def rejected(reason: str) -> None:
     REJECTED.labels(reason).inc()
 
 
-def _area() -> str:
-    blueprint = request.blueprint or ""
-    return blueprint if blueprint in ("hooks", "api", "pages", "ops") else "other"
+AREAS = {"hooks": "hooks", "api": "api", "healthz": "ops", "readyz": "ops", "metrics": "ops"}
+
+
+def area(path: str) -> str:
+    """The part of the app a path belongs to, from its first segment: what a
+    blueprint's URL prefix would say, known before any routing."""
+    first = path[1:].partition("/")[0]
+    if first in AREAS:
+        return AREAS[first]
+    return "other" if first == "static" else "pages"
+
+
+class Timer:
+    """Times every request at the WSGI layer, around everything Flask does
+    (one call per request, instead of a before- and a teardown hook)."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            LATENCY.labels(area(environ.get("PATH_INFO", ""))).observe(
+                time.perf_counter() - started
+            )
 
 
 def exposition() -> Response:
@@ -73,12 +97,4 @@ def exposition() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    @app.before_request
-    def _start_clock():
-        g.metrics_started = time.perf_counter()
-
-    @app.teardown_request
-    def _observe(_exc):
-        started = g.pop("metrics_started", None)
-        if started is not None:
-            LATENCY.labels(_area()).observe(time.perf_counter() - started)
+    app.wsgi_app = Timer(app.wsgi_app)

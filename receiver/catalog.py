@@ -6,6 +6,7 @@ see PRODUCT.md). Stdlib only: the store, the pages and the test-event sender imp
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -247,11 +248,19 @@ def _values(params: Mapping[str, Sequence[str]], name: str) -> list[str]:
 
 def _first(params: Mapping[str, Sequence[str]], name: str) -> str | None:
     """The first value, stripped; None when absent or blank (blank = missing)."""
-    values = _values(params, name)
-    if not values:
+    raw = params.get(name)
+    if not raw:
         return None
-    value = values[0].strip()
+    value = raw if isinstance(raw, str) else raw[0]
+    value = (value if isinstance(value, str) else str(value)).strip()
     return value or None
+
+
+def _count(params: Mapping[str, Sequence[str]], name: str) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return 0
+    return 1 if isinstance(raw, str) else len(raw)
 
 
 def _show(value: str, limit: int = 60) -> str:
@@ -663,8 +672,7 @@ def _check_event(
                 f"{_duration(received - when - DOWNLOAD_VALID_FOR)} before delivery",
             )
 
-    documented = {p.name for p in event.all_params}
-    lowered = {name.lower(): name for name in documented}
+    documented, lowered = _documented(event.name)
     for key in params:
         name = str(key)
         if name in documented:
@@ -680,7 +688,7 @@ def _check_event(
 
     for param in event.all_params:
         name = param.name
-        count = len(_values(params, name))
+        count = _count(params, name)
         if count > 1:
             yield Finding(
                 "info",
@@ -689,6 +697,13 @@ def _check_event(
                 f"{name} was sent {count} times; checks use the first value "
                 "(PHP's $_POST would keep the last)",
             )
+
+
+@functools.cache
+def _documented(event_name: str) -> tuple[frozenset[str], dict[str, str]]:
+    """An event's parameter names, and each by its lower-case spelling."""
+    names = frozenset(p.name for p in EVENTS[event_name].all_params)
+    return names, {name.lower(): name for name in names}
 
 
 def check(

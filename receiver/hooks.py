@@ -8,17 +8,16 @@ it everywhere) → storage (one transaction) and is answered at once.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from datetime import UTC, timedelta
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Request, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from . import catalog, metrics, relay, storage
-from .capture import Reading, encode, fired_webhook_lines, read_request
+from .capture import Reading, encode, fired_webhook_lines, json_text, read_request
 from .errors import error_response, handle_http_error
 from .extensions import csrf, db
 from .verification import (
@@ -41,7 +40,10 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 @bp.route("/<inbox>", methods=METHODS, defaults={"rest": ""}, provide_automatic_options=False)
 @bp.route("/<inbox>/<path:rest>", methods=METHODS, provide_automatic_options=False)
 def capture(inbox: str, rest: str):
-    config = current_app.config
+    # The real objects, not the context-local proxies: this is the hot path.
+    app = current_app._get_current_object()
+    req = request._get_current_object()
+    config = app.config
     box = storage.inbox_config(inbox, config["RECEIVER_SETTINGS_CACHE_SECONDS"])
     if box is None:
         if config["RECEIVER_AUTO_CREATE_INBOXES"] and storage.SLUG.match(inbox):
@@ -54,7 +56,7 @@ def capture(inbox: str, rest: str):
             metrics.rejected("unknown_inbox")
             return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
 
-    reading = read_request(request, rest)
+    reading = read_request(req, rest)
     key = config["SECRET_KEY"]
     values = reading.values()
     received = received_secrets(values)
@@ -69,7 +71,7 @@ def capture(inbox: str, rest: str):
         )
     verdict = verify(key, values, list(box.expected))
     redactor = Redactor(key, received)
-    row = build_row(reading, box.id, verdict, redactor)
+    row, params = build_row(reading, box.id, verdict, redactor, config)
     rejected = box.enforce_secret and not verdict.accepted
     # "Fail the first N deliveries": counted down atomically, so concurrent
     # deliveries fail exactly N times between them.
@@ -79,7 +81,7 @@ def capture(inbox: str, rest: str):
         401 if rejected else box.fail_status if failing else box.response_status
     )
     try:
-        capture_id = writer_for(current_app, db.engine).save(
+        capture_id = writer_for(app, db.engine).save(
             row, box.capacity or config["RECEIVER_INBOX_CAPACITY"]
         )
     except StorageUnavailable as exc:
@@ -93,14 +95,12 @@ def capture(inbox: str, rest: str):
 
     metrics.captured(box.slug, row["event_type"], row["verdict"])
     if box.forward_url and config["RECEIVER_OUTBOUND_ENABLED"]:
-        relay.forward_later(
-            current_app._get_current_object(), capture_id, received[0] if received else None
-        )
+        relay.forward_later(app, capture_id, received[0] if received else None)
     if rejected:
         metrics.rejected("secret_rejected")
     if config["RECEIVER_LOG_CAPTURES"]:
         # One record, so lines from concurrent deliveries never interleave.
-        log.info("\n".join(fired_webhook_lines(json.loads(row["params"]))))
+        log.info("\n".join(fired_webhook_lines(params)))
 
     if box.retention_days:
         try:
@@ -108,13 +108,15 @@ def capture(inbox: str, rest: str):
         except Exception:  # the capture is stored; retention catches up next time
             db.session.rollback()
             log.exception("retention purge of inbox %s failed", box.slug)
-    response = answer(box, capture_id, rejected=rejected, failing=failing)
+    response = answer(box, capture_id, req, rejected=rejected, failing=failing)
     if box.response_delay_ms and not (rejected or failing):
         time.sleep(box.response_delay_ms / 1000)
     return response
 
 
-def answer(box: storage.InboxConfig, capture_id: int, *, rejected: bool, failing: bool) -> Response:
+def answer(
+    box: storage.InboxConfig, capture_id: int, req: Request, *, rejected: bool, failing: bool
+) -> Response:
     """What the sender is told: 401 in enforce mode, a simulated failure, the
     inbox's custom response, or the default JSON acknowledgement."""
     if rejected:
@@ -126,8 +128,12 @@ def answer(box: storage.InboxConfig, capture_id: int, *, rejected: bool, failing
             box.fail_status, "simulated_failure", "This inbox is set to fail this delivery."
         )
     elif box.response_body is None and box.response_content_type is None:
-        response = jsonify(ok=True, id=capture_id)
-        response.status_code = box.response_status
+        # What jsonify(ok=True, id=...) gives, without its per-call machinery.
+        response = Response(
+            b'{"id":%d,"ok":true}\n' % capture_id,
+            status=box.response_status,
+            mimetype="application/json",
+        )
     else:
         response = Response(
             box.response_body or "",
@@ -139,11 +145,11 @@ def answer(box: storage.InboxConfig, capture_id: int, *, rejected: bool, failing
             response.headers.add(name, value)
     response.headers["X-Capture-Id"] = str(capture_id)
     if box.cors:
-        _allow_cross_origin(response)
+        _allow_cross_origin(response, req)
     return response
 
 
-def _allow_cross_origin(response: Response) -> None:
+def _allow_cross_origin(response: Response, request: Request) -> None:
     origin = request.headers.get("Origin")
     response.headers["Access-Control-Allow-Origin"] = origin or "*"
     response.headers["Access-Control-Expose-Headers"] = "X-Capture-Id"
@@ -174,9 +180,11 @@ def capture_unusual_method(exc: MethodNotAllowed):
     return handle_http_error(exc)
 
 
-def build_row(reading: Reading, inbox_id: int, verdict: Verdict, redactor: Redactor) -> dict:
-    """The capture's columns: everything read, with every received secret masked."""
-    config = current_app.config
+def build_row(
+    reading: Reading, inbox_id: int, verdict: Verdict, redactor: Redactor, config
+) -> tuple[dict, list[tuple[str, str, str]]]:
+    """The capture's columns, and its parameters as (source, name, value):
+    everything read, with every received secret masked."""
     red_text, red_data = redactor.text, redactor.data
     params = [(source, red_text(name), red_text(value)) for source, name, value in reading.params]
     values: dict[str, list[str]] = {}
@@ -217,20 +225,20 @@ def build_row(reading: Reading, inbox_id: int, verdict: Verdict, redactor: Redac
         "raw_path": red_text(reading.raw_path),
     }
     first = {name: vals[0] for name, vals in values.items()}
-    return {
+    row = {
         "inbox_id": inbox_id,
         "received_at": reading.received_at,
         "method": reading.method,
         "path": red_text(reading.path),
         "subpath": red_text(reading.subpath),
         "query_string": red_data(reading.query_string),
-        "headers": json.dumps([[red_text(n), red_text(v)] for n, v in reading.headers]),
+        "headers": json_text([[red_text(n), red_text(v)] for n, v in reading.headers]),
         "body": body,
         "content_type": red_text(reading.content_type),
         "content_length": len(reading.raw_body),
         "remote_addr": reading.remote_addr,
-        "params": json.dumps(params, ensure_ascii=False),
-        "details": json.dumps(details, ensure_ascii=False),
+        "params": json_text(params),
+        "details": json_text(details),
         "event_type": event_type,
         "code": first.get("code", "")[:200],
         "user": first.get("user", "")[:200],
@@ -240,6 +248,7 @@ def build_row(reading: Reading, inbox_id: int, verdict: Verdict, redactor: Redac
         "finding_count": sum(1 for f in findings if f.level != "info"),
         "dedupe_key": _dedupe_key(event_type, first),
     }
+    return row, params
 
 
 def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[str, str]]:

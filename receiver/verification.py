@@ -120,9 +120,9 @@ class Redactor:
 
     def __init__(self, key: str, secrets: list[str]):
         # Longest secrets first, so one that contains another is masked whole.
-        ordered = sorted(secrets, key=len, reverse=True)
-        self._text = [(_text_pattern(s), mask(key, s)) for s in ordered]
-        self._bytes = [(_bytes_pattern(s), mask(key, s).encode()) for s in ordered]
+        ordered = [_masking(key, s) for s in sorted(secrets, key=len, reverse=True)]
+        self._text = [(text, replacement) for text, _data, replacement in ordered]
+        self._bytes = [(data, replacement.encode()) for _text, data, replacement in ordered]
 
     def __bool__(self) -> bool:
         return bool(self._text)
@@ -136,6 +136,14 @@ class Redactor:
         for pattern, replacement in self._bytes:
             value = pattern.sub(replacement, value)
         return value
+
+
+@functools.lru_cache(maxsize=64)
+def _masking(key: str, secret: str) -> tuple[re.Pattern[str], re.Pattern[bytes], str]:
+    """A secret's text and bytes patterns and its mask. Cached: a platform sends
+    the same key with every delivery, and building the patterns costs more than
+    using them. (The re module caches compiled patterns, secrets and all, too.)"""
+    return _text_pattern(secret), _bytes_pattern(secret), mask(key, secret)
 
 
 _SHORT_JSON_ESCAPES = {

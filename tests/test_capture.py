@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import logging
+import threading
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -434,3 +435,41 @@ def test_a_huge_secrettoken_is_masked_quickly(client, fetch):
     stored = fetch(response.get_json()["id"])
     assert secret not in json.dumps(stored)
     assert secret not in base64.b64decode(stored["body_base64"]).decode()
+
+
+def test_concurrent_deliveries_each_get_their_own_committed_capture(app, client, fetch):
+    # Many requests in one process share commits (one leads, the rest wait on
+    # their own job): every one is answered with its own id and stored exactly.
+    results: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def send(sender: int) -> None:
+        own = app.test_client()
+        try:
+            for n in range(8):
+                body = f"event=LEAD_CREATED&sender={sender}&n={n}"
+                response = own.post(
+                    "/hooks/default",
+                    data=body,
+                    content_type="application/x-www-form-urlencoded",
+                )
+                assert response.status_code == 200
+                results[response.get_json()["id"]] = sender * 100 + n
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(sender,)) for sender in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(results) == 16 * 8
+    for capture_id, tag in results.items():
+        stored = fetch(capture_id)
+        sender, n = divmod(tag, 100)
+        assert base64.b64decode(stored["body_base64"]).decode() == (
+            f"event=LEAD_CREATED&sender={sender}&n={n}"
+        )
+    # The per-inbox counts moved by exactly what was stored.
+    assert client.get("/api/inboxes/default/stats").get_json()["total"] == 16 * 8

@@ -31,6 +31,10 @@ MAX_FORM_PARTS = 100_000
 
 JSON_TYPES = ("application/json", "text/json")
 
+# Parameter values longer than this are stored cut (marked, with a note); the
+# raw body keeps every byte and is downloadable whole.
+STORED_VALUE_MAX = 64 * 1024
+
 # json.dumps(value, ensure_ascii=False), without building an encoder per call.
 json_text = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -302,21 +306,50 @@ def _read_json(body: Body) -> None:
             body.notes["json"] = f"Invalid JSON: {exc}"
 
 
+IN_PLACE_OVER = 64 * 1024
+
+
 def parse_pairs(data: bytes) -> list[tuple[str, str]]:
     """`a=1&a=2&items[]=x` as ordered pairs, exactly as named (no PHP folding).
 
     What `urllib.parse.parse_qsl(text, keep_blank_values=True)` gives for the
     body read as latin-1 (every byte maps, so percent-decoding sees them all;
-    escapes are then read as UTF-8, undecodable bytes replaced), in fewer steps.
+    escapes are then read as UTF-8, undecodable bytes replaced). A large body
+    is read in place, so a huge field costs one copy (its text), not one per
+    splitting step; a small one is split, which is quicker.
     """
     if not data:
         return []
+    if len(data) <= IN_PLACE_OVER:
+        pairs = []
+        for item in data.decode("latin-1").split("&"):
+            if item:
+                name, _, value = item.partition("=")
+                pairs.append((_unquote_plus(name), _unquote_plus(value)))
+        return pairs
+    view = memoryview(data)
     pairs = []
-    for item in data.decode("latin-1").split("&"):
-        if item:
-            name, _, value = item.partition("=")
-            pairs.append((_unquote_plus(name), _unquote_plus(value)))
+    start, size = 0, len(data)
+    while start <= size:
+        end = data.find(b"&", start)
+        if end < 0:
+            end = size
+        if end > start:
+            eq = data.find(b"=", start, end)
+            if eq < 0:
+                pairs.append((_field(data, view, start, end), ""))
+            else:
+                pairs.append((_field(data, view, start, eq), _field(data, view, eq + 1, end)))
+        start = end + 1
     return pairs
+
+
+def _field(data: bytes, view: memoryview, start: int, end: int) -> str:
+    if data.find(b"%", start, end) < 0:
+        if data.find(b"+", start, end) < 0:
+            return str(view[start:end], "latin-1")
+        return data[start:end].replace(b"+", b" ").decode("latin-1")
+    return _unquote_plus(data[start:end].decode("latin-1"))
 
 
 def _unquote_plus(text: str) -> str:
@@ -338,6 +371,13 @@ def merge_params(body: Body, query: list[tuple[str, str]]) -> list[tuple[str, st
             text = value if isinstance(value, str) else json_text(value)
             params.append((JSON_BODY, name, text))
     return params
+
+
+def stored_value(value: str) -> str:
+    """A parameter value as kept in the capture's parameter list."""
+    if len(value) <= STORED_VALUE_MAX:
+        return value
+    return f"{value[:STORED_VALUE_MAX]}… [cut: {len(value):,} characters in all; see the raw body]"
 
 
 def fired_webhook_lines(params) -> list[str]:

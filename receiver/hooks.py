@@ -17,7 +17,15 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from . import catalog, metrics, relay, storage
-from .capture import Reading, encode, fired_webhook_lines, json_text, read_request
+from .capture import (
+    STORED_VALUE_MAX,
+    Reading,
+    encode,
+    fired_webhook_lines,
+    json_text,
+    read_request,
+    stored_value,
+)
 from .errors import error_response, handle_http_error
 from .extensions import csrf, db
 from .verification import (
@@ -56,22 +64,10 @@ def capture(inbox: str, rest: str):
             metrics.rejected("unknown_inbox")
             return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
 
-    reading = read_request(req, rest)
-    key = config["SECRET_KEY"]
-    values = reading.values()
-    received = received_secrets(values)
-    if len(received) > MAX_RECEIVED_SECRETS:
-        # Each distinct value must be masked everywhere before anything is kept;
-        # no platform delivery carries more than one.
-        metrics.rejected("too_many_secrettokens")
-        return error_response(
-            400,
-            "too_many_secrettokens",
-            f"More than {MAX_RECEIVED_SECRETS} different secrettoken values; nothing was stored.",
-        )
-    verdict = verify(key, values, list(box.expected))
-    redactor = Redactor(key, received)
-    row, params = build_row(reading, box.id, verdict, redactor, config)
+    prepared = _prepare(req, rest, box, config)
+    if isinstance(prepared, Response):
+        return prepared
+    row, log_text, received, verdict = prepared
     rejected = box.enforce_secret and not verdict.accepted
     # "Fail the first N deliveries": counted down atomically, so concurrent
     # deliveries fail exactly N times between them.
@@ -98,9 +94,8 @@ def capture(inbox: str, rest: str):
         relay.forward_later(app, capture_id, received[0] if received else None)
     if rejected:
         metrics.rejected("secret_rejected")
-    if config["RECEIVER_LOG_CAPTURES"]:
-        # One record, so lines from concurrent deliveries never interleave.
-        log.info("\n".join(fired_webhook_lines(params)))
+    if log_text:
+        log.info(log_text)
 
     if box.retention_days:
         try:
@@ -112,6 +107,33 @@ def capture(inbox: str, rest: str):
     if box.response_delay_ms and not (rejected or failing):
         time.sleep(box.response_delay_ms / 1000)
     return response
+
+
+def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
+    """Read, verify and mask a delivery into the row to store, with its log
+    record, the keys it carried and its verdict; or the error to answer.
+
+    Everything read from the request lives only in here, so a large body's
+    parsed copies are gone before the row goes to the database.
+    """
+    reading = read_request(req, rest)
+    values = reading.values()
+    received = received_secrets(values)
+    if len(received) > MAX_RECEIVED_SECRETS:
+        # Each distinct value must be masked everywhere before anything is kept;
+        # no platform delivery carries more than one.
+        metrics.rejected("too_many_secrettokens")
+        return error_response(
+            400,
+            "too_many_secrettokens",
+            f"More than {MAX_RECEIVED_SECRETS} different secrettoken values; nothing was stored.",
+        )
+    key = config["SECRET_KEY"]
+    verdict = verify(key, values, list(box.expected))
+    row, params = build_row(reading, box.id, verdict, Redactor(key, received), config)
+    # One record, so lines from concurrent deliveries never interleave.
+    log_text = "\n".join(fired_webhook_lines(params)) if config["RECEIVER_LOG_CAPTURES"] else ""
+    return row, log_text, received, verdict
 
 
 def answer(
@@ -202,6 +224,15 @@ def build_row(
         future_skew=_seconds(config["RECEIVER_FUTURE_SKEW_SECONDS"]),
     )
     body, body_notes = _redacted_body(reading, redactor)
+    cut = sum(1 for _source, _name, value in params if len(value) > STORED_VALUE_MAX)
+    if cut:
+        body_notes["params"] = (
+            f"{cut} parameter value(s) longer than {STORED_VALUE_MAX:,} characters are "
+            "stored cut; the raw body holds them whole."
+        )
+    # The parameter list keeps a bounded copy of each value: a body with one
+    # huge field is not held (and stored) twice over.
+    params = [(source, name, stored_value(value)) for source, name, value in params]
     details = {
         "notes": {
             topic: red_text(note) for topic, note in {**reading.body.notes, **body_notes}.items()

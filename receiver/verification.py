@@ -134,8 +134,25 @@ class Redactor:
 
     def data(self, value: bytes) -> bytes:
         for pattern, replacement in self._bytes:
-            value = pattern.sub(replacement, value)
+            value = _replace(pattern, replacement, value)
         return value
+
+
+def _replace(pattern: re.Pattern[bytes], replacement: bytes, value: bytes) -> bytes:
+    """`pattern.sub(replacement, value)`, for a literal replacement. A large
+    body is joined from views of it, so masking holds two copies, not three."""
+    if len(value) < 65536:
+        return pattern.sub(replacement, value)
+    view = memoryview(value)
+    pieces: list = []
+    last = 0
+    for match in pattern.finditer(value):
+        pieces += (view[last : match.start()], replacement)
+        last = match.end()
+    if not pieces:
+        return value
+    pieces.append(view[last:])
+    return b"".join(pieces)
 
 
 @functools.lru_cache(maxsize=64)

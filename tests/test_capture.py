@@ -473,3 +473,42 @@ def test_concurrent_deliveries_each_get_their_own_committed_capture(app, client,
         )
     # The per-inbox counts moved by exactly what was stored.
     assert client.get("/api/inboxes/default/stats").get_json()["total"] == 16 * 8
+
+
+@pytest.mark.parametrize("in_place_over", [0, 10**9], ids=["read in place", "split"])
+def test_form_pairs_are_read_exactly_as_parse_qsl_reads_them(monkeypatch, in_place_over):
+    # Both ways of reading a form (small bodies are split, large ones read in
+    # place) give what the standard library gives, on awkward random input.
+    import random
+    from urllib.parse import parse_qsl
+
+    from receiver import capture
+
+    monkeypatch.setattr(capture, "IN_PLACE_OVER", in_place_over)
+    pieces = [bytes([b]) for b in b"ab=&+zZ\xc3\xa4\xff% ;"]
+    pieces += [b"%2F", b"%C3%A4", b"%e4", b"%zz", b"==", b"&&", b"%", b"+%2B"]
+    rng = random.Random(7)
+    for _ in range(20_000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 24)))
+        expected = parse_qsl(
+            data.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace"
+        )
+        assert capture.parse_pairs(data) == expected, data
+
+
+def test_a_huge_parameter_value_is_stored_cut_and_the_body_whole(client, fetch):
+    from receiver.capture import STORED_VALUE_MAX
+
+    note = "n" * (STORED_VALUE_MAX + 5000)
+    body = f"event=LEAD_CREATED&note={note}&after=1"
+    response = client.post(
+        "/hooks/default", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    stored = fetch(response.get_json()["id"])
+    assert base64.b64decode(stored["body_base64"]).decode() == body
+    values = {p["name"]: p["value"] for p in stored["params"]}
+    assert values["after"] == "1"
+    assert values["note"].startswith("n" * STORED_VALUE_MAX + "… [cut: ")
+    assert f"{len(note):,} characters in all" in values["note"]
+    assert len(values["note"]) < STORED_VALUE_MAX + 100
+    assert "raw body holds them whole" in stored["notes"]["params"]

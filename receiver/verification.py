@@ -123,16 +123,23 @@ class Redactor:
         ordered = [_masking(key, s) for s in sorted(secrets, key=len, reverse=True)]
         self._text = [(text, replacement) for text, _data, replacement in ordered]
         self._bytes = [(data, replacement.encode()) for _text, data, replacement in ordered]
+        # Every spelling of a character is at least one character long, so
+        # nothing shorter than the shortest secret can hold one.
+        self._shortest = min(map(len, secrets), default=0)
 
     def __bool__(self) -> bool:
         return bool(self._text)
 
     def text(self, value: str) -> str:
+        if len(value) < self._shortest:
+            return value
         for pattern, replacement in self._text:
             value = pattern.sub(replacement, value)
         return value
 
     def data(self, value: bytes) -> bytes:
+        if len(value) < self._shortest:
+            return value
         for pattern, replacement in self._bytes:
             value = _replace(pattern, replacement, value)
         return value

@@ -23,7 +23,9 @@ workers = int(os.environ.get("RECEIVER_WORKERS", "2"))
 worker_class = os.environ.get("RECEIVER_WORKER_CLASS", "gthread")
 # Each open dashboard holds a thread for its live stream (at most
 # RECEIVER_MAX_STREAMS, default threads - 8, per worker); the rest serve deliveries.
-threads = int(os.environ.get("RECEIVER_THREADS", "40"))
+# Streams do not spread evenly over workers: with 64 threads, 50 dashboards fit
+# even when one worker takes them all. Idle threads cost little here.
+threads = int(os.environ.get("RECEIVER_THREADS", "64"))
 # Live streams end themselves after RECEIVER_STREAM_SECONDS; this only
 # bounds a stuck request.
 timeout = int(os.environ.get("RECEIVER_TIMEOUT", "120"))

@@ -69,12 +69,12 @@ def main() -> None:
                 time.sleep(0.1)
         arrivals: list[dict[int, float]] = [{} for _ in range(args.dashboards)]
         connected = threading.Barrier(args.dashboards + 1, timeout=60)
-        refused = []
+        refused: dict[int, int] = {}
 
         def watch(index: int) -> None:
             response = requests.get(url + "/inboxes/default/stream", stream=True, timeout=600)
             if response.status_code != 200:
-                refused.append(response.status_code)
+                refused[index] = response.status_code
                 connected.wait()
                 return
             lines = response.iter_lines(decode_unicode=True)
@@ -99,7 +99,9 @@ def main() -> None:
         time.sleep(2)
         delays = []
         missing = 0
-        for seen in arrivals[: args.dashboards - len(refused)]:
+        for index, seen in enumerate(arrivals):
+            if index in refused:
+                continue
             for capture_id, at in sent.items():
                 # An event names the newest capture; earlier ones it covers count as seen then.
                 later = [t for cid, t in seen.items() if cid >= capture_id]

@@ -74,7 +74,7 @@ def from_environment(instance_path: str) -> dict:
         # Live streams per worker; keep it below RECEIVER_THREADS so deliveries
         # always find a free thread.
         "RECEIVER_MAX_STREAMS": _int(
-            "RECEIVER_MAX_STREAMS", max(1, int(os.environ.get("RECEIVER_THREADS", "40")) - 8)
+            "RECEIVER_MAX_STREAMS", max(1, int(os.environ.get("RECEIVER_THREADS", "64")) - 8)
         ),
         # Dashboard and API login; unset: only loopback clients may use them.
         "RECEIVER_ADMIN_PASSWORD": os.environ.get("RECEIVER_ADMIN_PASSWORD") or None,

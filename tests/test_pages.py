@@ -360,3 +360,14 @@ def test_deleting_twice_moves_the_counts_once(app, client):
 
 def test_huge_capture_ids_in_page_urls_are_404(client):
     assert client.get("/inboxes/default/captures/99999999999999999999").status_code == 404
+
+
+def test_a_long_parameter_value_is_shown_clipped_with_a_pointer_to_the_body(client):
+    note = "v" * 10_000
+    response = client.post("/hooks/default", data={"event": "LEAD_CREATED", "note": note})
+    page = client.get(f"/inboxes/default/captures/{response.get_json()['id']}")
+    html = page.get_data(as_text=True)
+    # The parameter table shows the start; the body preview has its own limit.
+    cell = '<td class="value">' + "v" * 2000 + '<span class="clipped"> … shown 2,000 of 10,000'
+    assert cell in html
+    assert "characters; download the raw body for all of it" in html

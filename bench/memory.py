@@ -1,11 +1,16 @@
-"""Memory: peak RSS of a worker while it receives a 10 MiB body.
+"""Memory: peak RSS of a worker while it receives a 10 MiB body; an export's memory.
 
-    .venv/bin/python bench/memory.py [--mib 10]
+    .venv/bin/python bench/memory.py [--mib 10] [--export 20000,100000]
 
 Starts the receiver with one worker, reads the worker's peak RSS (VmHWM) after
 a warm-up delivery, sends one body of N MiB of each kind (binary, form-encoded,
 JSON), and reports how far the peak rose, as a multiple of the body's size.
 The goal: under 4x the body.
+
+Then, for each export size, fills an inbox with that many 600-byte captures
+and streams its NDJSON export in process, reporting the peak of Python's
+allocations (tracemalloc) against the bytes exported. The goal: the same
+peak whatever the size (constant memory).
 """
 
 from __future__ import annotations
@@ -52,7 +57,92 @@ def bodies(size: int) -> dict[str, tuple[str, bytes]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=10)
+    parser.add_argument("--export", default="20000,100000", help="capture counts, or empty")
     args = parser.parse_args()
+    body_rise(args)
+    if args.export:
+        export_peaks([int(n) for n in args.export.split(",")])
+
+
+def export_peaks(counts: list[int]) -> None:
+    import tracemalloc
+    from datetime import datetime
+
+    from sqlalchemy import insert
+
+    sys.path.insert(0, str(ROOT))
+    from receiver import create_app
+    from receiver.cli import setup_database
+    from receiver.extensions import db
+    from receiver.models import Capture, CaptureCount, Inbox
+
+    print()
+    print("| captures exported (NDJSON) | bytes exported | peak Python allocations |")
+    print("|--:|--:|--:|")
+    for count in counts:
+        workdir = Path(tempfile.mkdtemp())
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'export.sqlite3'}",
+                "RECEIVER_SETTINGS_CACHE_SECONDS": 0,
+            }
+        )
+        with app.app_context():
+            setup_database()
+            inbox = db.session.query(Inbox).filter_by(slug="default").one()
+            row = {
+                "inbox_id": inbox.id,
+                "received_at": datetime(2026, 11, 27),
+                "method": "POST",
+                "path": "/hooks/default",
+                "subpath": "",
+                "query_string": b"",
+                "headers": '[["Content-Type", "application/octet-stream"]]',
+                "content_type": "application/octet-stream",
+                "content_length": 600,
+                "remote_addr": "127.0.0.1",
+                "params": "[]",
+                "details": '{"notes": {}, "parts": [], "findings": [], "json": false}',
+                "event_type": "UNKNOWN",
+                "code": "",
+                "user": "",
+                "verdict": "not_configured",
+                "rejected": False,
+                "answered_status": 200,
+                "finding_count": 0,
+            }
+            for start in range(0, count, 10_000):
+                batch = range(start, min(count, start + 10_000))
+                db.session.execute(
+                    insert(Capture.__table__),
+                    [{**row, "body": f"{i:010d}".encode() * 60} for i in batch],
+                )
+            db.session.execute(
+                insert(CaptureCount.__table__).values(
+                    inbox_id=inbox.id, event_type="UNKNOWN", verdict="not_configured", n=count
+                )
+            )
+            db.session.commit()
+        client = app.test_client()
+        response = client.get(
+            "/api/inboxes/default/export?format=ndjson",
+            buffered=False,
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        assert response.status_code == 200, response.status
+        exported = 0
+        tracemalloc.start()
+        try:
+            for chunk in response.response:
+                exported += len(chunk)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            response.close()
+        print(f"| {count:,} | {exported / 2**20:.0f} MiB | {peak / 2**20:.1f} MiB |")
+
+
+def body_rise(args) -> None:
     size = args.mib * 1024 * 1024 - 1024
 
     print(f"| body ({args.mib} MiB) | worker peak RSS before | after | rise | rise / body |")

@@ -141,8 +141,12 @@ class CaptureWriter:
         with self._pending_lock:
             self._pending.append(job)
         deadline = time.monotonic() + WAIT_SECONDS
-        while not job.done:
+        while True:
+            # Clear before looking: a leader that finishes this job in between
+            # sets the event again, so the wait below cannot miss it.
             job.wake.clear()
+            if job.done:
+                break
             if self._write_lock.acquire(blocking=False):
                 try:
                     self._lead(job)
@@ -156,9 +160,12 @@ class CaptureWriter:
             # itself, so a finished job costs no extra turn at it.
             if not job.wake.wait(max(0.0, deadline - time.monotonic())) and not job.done:
                 with self._pending_lock:
-                    if job in self._pending:  # not taken by a leader: give up cleanly
+                    gave_up = job in self._pending  # not taken by a leader: give up cleanly
+                    if gave_up:
                         self._pending.remove(job)
-                        raise StorageUnavailable("the database did not commit in time")
+                if gave_up:
+                    self._wake_next()  # it may have been woken to lead: pass that on
+                    raise StorageUnavailable("the database did not commit in time")
                 deadline = time.monotonic() + WAIT_SECONDS  # taken: its batch is committing
         if job.error is not None or job.capture_id is None:
             raise StorageUnavailable(str(job.error or "not stored")) from job.error

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -298,7 +299,16 @@ def _read_json(body: Body) -> None:
     try:
         body.json = json.loads(body.decoded)
         body.has_json = True
+        # Only a \u escape can spell an unpaired UTF-16 surrogate, which no
+        # UTF-8 text (the database's, a page's) can hold.
+        if b"\\u" in body.decoded and _SURROGATE.search(json_text(body.json)):
+            body.json = _without_surrogates(body.json)
+            body.notes["json"] = (
+                "Unpaired UTF-16 surrogate escapes (such as \\ud800) are shown as U+FFFD "
+                "in the parameters; the raw body keeps them as sent."
+            )
     except RecursionError:
+        body.json, body.has_json = None, False
         if declared or looks_like:
             body.notes["json"] = "JSON nested too deeply to parse; kept as received."
     except (ValueError, UnicodeDecodeError) as exc:
@@ -307,6 +317,19 @@ def _read_json(body: Body) -> None:
 
 
 IN_PLACE_OVER = 64 * 1024
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value):
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def parse_pairs(data: bytes) -> list[tuple[str, str]]:

@@ -205,6 +205,13 @@ def _spellings(char: str) -> tuple[str, ...]:
         forms.append(re.escape(utf8.decode("latin-1")))  # UTF-8 read as latin-1
         if ord(char) < 256:
             forms.append("%" + _hex(ord(char)))  # latin-1, percent-encoded
+    if char == "\ufffd":
+        # The replacement character stands for whatever could not be read as
+        # text: percent-escaped or raw bytes that are not UTF-8, or a JSON
+        # escape of an unpaired surrogate. Any of those may have been sent.
+        forms.append("(?:%[89a-fA-F][0-9a-fA-F])+")
+        forms.append("[\\x80-\\xff]+")
+        forms.append(r"\\[uU][dD][89a-fA-F][0-9a-fA-F]{2}")
     return tuple(forms)
 
 

@@ -784,3 +784,50 @@ def test_response_settings_that_cannot_be_sent_as_headers_are_refused(client, se
     response = client.patch("/api/inboxes/default", json={setting: value})
     assert response.status_code == 422
     assert client.post("/hooks/default").status_code == 200
+
+
+UNREADABLE_KEYS = {
+    # A real key with something after it that is not text: the key must still be masked.
+    "JSON, unpaired surrogate escape": (
+        b'{"event": "LEAD_CREATED", "secrettoken": "sk_live_REALKEY42\\ud800"}',
+        "application/json",
+    ),
+    "form, percent-escaped byte that is not UTF-8": (
+        b"event=LEAD_CREATED&secrettoken=sk_live_REALKEY42%FF%FE",
+        FORM_TYPE,
+    ),
+    "form, raw byte that is not UTF-8": (
+        b"event=LEAD_CREATED&secrettoken=sk_live_REALKEY42\xff",
+        FORM_TYPE,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE_KEYS))
+def test_a_key_followed_by_what_is_not_text_is_stored_masked_not_refused(
+    client, fetch, database_url, caplog, case
+):
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    body, content_type = UNREADABLE_KEYS[case]
+    response = client.post("/hooks/default", data=body, content_type=content_type)
+    assert response.status_code == 200
+    document = fetch(capture_id(response))
+    assert document["event_type"] == "LEAD_CREATED"
+    assert document["secret"]["verdict"] == "not_configured"
+    stored_body = base64.b64decode(document["body_base64"])
+    assert b"[secrettoken:" in stored_body
+    for where in (json.dumps(document), stored_body.decode("latin-1"), caplog.text):
+        assert "REALKEY42" not in where
+    assert b"REALKEY42" not in database_bytes(database_url)
+
+
+def test_json_with_unpaired_surrogate_escapes_is_captured_with_a_note(client, fetch):
+    raw = b'{"event": "LEAD_CREATED", "note": "a\\ud800b", "\\udfffkey": ["\\ud83d\\ude00"]}'
+    response = client.post("/hooks/default", data=raw, content_type="application/json")
+    assert response.status_code == 200
+    document = fetch(capture_id(response))
+    assert base64.b64decode(document["body_base64"]) == raw
+    values = {p["name"]: p["value"] for p in document["params"]}
+    assert values["note"] == "a\ufffdb"
+    assert values["\ufffdkey"] == '["\U0001f600"]'  # a proper pair stays one character
+    assert "surrogate" in document["notes"]["json"]

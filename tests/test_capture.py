@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import threading
+import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -512,3 +513,72 @@ def test_a_huge_parameter_value_is_stored_cut_and_the_body_whole(client, fetch):
     assert f"{len(note):,} characters in all" in values["note"]
     assert len(values["note"]) < STORED_VALUE_MAX + 100
     assert "raw body holds them whole" in stored["notes"]["params"]
+
+
+def test_ids_are_handed_out_in_commit_order(app, client):
+    # Another writer (another worker or app server) is mid-batch: it has its id
+    # but has not committed. A delivery now must wait for it, and get a higher
+    # id, so a live stream that follows ids never misses the slower capture.
+    from receiver import storage
+    from receiver.extensions import db
+    from receiver.writer import CaptureWriter, _Job
+
+    release = threading.Event()
+    with app.app_context():
+        inbox_id = storage.inbox_config("default", 0).id
+        connection = db.engine.raw_connection()
+        other = CaptureWriter(db.engine)
+
+    class PausedBeforeCommit:
+        def cursor(self):
+            return connection.cursor()
+
+        def commit(self):
+            release.wait(10)
+            connection.commit()
+
+    row = {
+        "inbox_id": inbox_id,
+        "received_at": datetime.now(UTC).replace(tzinfo=None),
+        "method": "POST",
+        "path": "/hooks/default",
+        "subpath": "",
+        "query_string": b"",
+        "headers": "[]",
+        "body": b"slow",
+        "content_type": "",
+        "content_length": 4,
+        "remote_addr": "127.0.0.1",
+        "params": "[]",
+        "details": '{"notes": {}, "parts": [], "findings": [], "json": false}',
+        "event_type": "UNKNOWN",
+        "code": "",
+        "user": "",
+        "verdict": "not_configured",
+        "rejected": False,
+        "answered_status": 200,
+        "finding_count": 0,
+    }
+    slow = _Job(row, 10_000)
+    writing = threading.Thread(target=other._store, args=(PausedBeforeCommit(), [slow]))
+    writing.start()
+    deadline = time.monotonic() + 10
+    while slow.capture_id is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert slow.capture_id is not None
+
+    answered = {}
+    delivering = threading.Thread(
+        # Another event type: its count row is not the one the slow writer holds.
+        target=lambda: answered.update(
+            client.post("/hooks/default", data={"event": "LEAD_CREATED"}).get_json()
+        )
+    )
+    delivering.start()
+    delivering.join(0.5)
+    assert delivering.is_alive(), "a delivery committed ahead of a lower id"
+    release.set()
+    writing.join(10)
+    delivering.join(30)
+    assert answered["id"] > slow.capture_id
+    connection.close()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -27,6 +28,35 @@ from receiver.extensions import db
 SECRET_KEY = "test-secret-key-for-hashes"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TABLES = ("relay_attempt", "api_token", "capture_count", "capture", "expected_secret", "inbox")
+
+
+def capture_row(inbox_id: int, **columns) -> dict:
+    """A minimal capture's columns, as the capture path stores one (for writing
+    captures straight into the database); `columns` overrides any of them."""
+    row = {
+        "inbox_id": inbox_id,
+        "received_at": datetime.now(UTC).replace(tzinfo=None),
+        "method": "POST",
+        "path": "/hooks/default",
+        "subpath": "",
+        "query_string": b"",
+        "headers": "[]",
+        "body": b"",
+        "content_type": "",
+        "content_length": 0,
+        "remote_addr": "127.0.0.1",
+        "params": "[]",
+        "details": '{"notes": {}, "parts": [], "findings": [], "json": false}',
+        "event_type": "UNKNOWN",
+        "code": "",
+        "user": "",
+        "verdict": "not_configured",
+        "rejected": False,
+        "answered_status": 200,
+        "finding_count": 0,
+    }
+    row.update(columns)
+    return row
 
 
 def make_app(database_url: str, **overrides):

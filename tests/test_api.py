@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import schemathesis
+from conftest import capture_row
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -988,27 +989,13 @@ def _insert_captures(app, n: int) -> None:
     """n captures straight into the database, as the capture path would store them."""
     with app.app_context():
         box = storage.find_inbox("default")
-        template = {
-            "inbox_id": box.id,
-            "received_at": storage.utcnow(),
-            "method": "POST",
-            "path": "/hooks/default",
-            "subpath": "",
-            "query_string": b"",
-            "headers": json.dumps([["Content-Type", "application/octet-stream"]]),
-            "content_type": "application/octet-stream",
-            "content_length": 600,
-            "remote_addr": "127.0.0.1",
-            "params": "[]",
-            "details": json.dumps({"notes": {}, "parts": [], "findings": [], "json": False}),
-            "event_type": "UNKNOWN",
-            "code": "",
-            "user": "",
-            "verdict": "not_configured",
-            "rejected": False,
-            "answered_status": 200,
-            "finding_count": 0,
-        }
+        template = capture_row(
+            box.id,
+            received_at=storage.utcnow(),
+            headers=json.dumps([["Content-Type", "application/octet-stream"]]),
+            content_type="application/octet-stream",
+            content_length=600,
+        )
         rows = [{**template, "body": _export_body(i)} for i in range(n)]
         db.session.execute(insert(Capture.__table__), rows)
         db.session.execute(

@@ -13,6 +13,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import capture_row
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 BODIES = [
@@ -537,28 +538,7 @@ def test_ids_are_handed_out_in_commit_order(app, client):
             release.wait(10)
             connection.commit()
 
-    row = {
-        "inbox_id": inbox_id,
-        "received_at": datetime.now(UTC).replace(tzinfo=None),
-        "method": "POST",
-        "path": "/hooks/default",
-        "subpath": "",
-        "query_string": b"",
-        "headers": "[]",
-        "body": b"slow",
-        "content_type": "",
-        "content_length": 4,
-        "remote_addr": "127.0.0.1",
-        "params": "[]",
-        "details": '{"notes": {}, "parts": [], "findings": [], "json": false}',
-        "event_type": "UNKNOWN",
-        "code": "",
-        "user": "",
-        "verdict": "not_configured",
-        "rejected": False,
-        "answered_status": 200,
-        "finding_count": 0,
-    }
+    row = capture_row(inbox_id, body=b"slow", content_length=4)
     slow = _Job(row, 10_000)
     writing = threading.Thread(target=other._store, args=(PausedBeforeCommit(), [slow]))
     writing.start()

@@ -78,6 +78,26 @@ class StorageUnavailable(Exception):
     """The capture could not be committed (the database refused or timed out)."""
 
 
+class _Signal:
+    """A wake-up kept until its one waiter takes it: `set()` by any thread,
+    `wait()` by the job's own. One lock and no condition, so it costs far less
+    than a threading.Event on this path; setting it twice before it is taken
+    wakes once."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already set and not yet taken
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        return self._lock.acquire(timeout=timeout)
+
+
 @dataclass
 class _Job:
     row: dict
@@ -86,7 +106,7 @@ class _Job:
     capture_id: int | None = None
     error: BaseException | None = None
     # Set when the job is done, or when it is first in line to lead.
-    wake: threading.Event = field(default_factory=threading.Event)
+    wake: _Signal = field(default_factory=_Signal)
 
 
 class _Dialect:
@@ -147,9 +167,8 @@ class CaptureWriter:
             self._pending.append(job)
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
-            # Clear before looking: a leader that finishes this job in between
-            # sets the event again, so the wait below cannot miss it.
-            job.wake.clear()
+            # A wake-up set while this thread was looking is kept until the
+            # wait below takes it, so none can be missed.
             if job.done:
                 break
             if self._write_lock.acquire(blocking=False):

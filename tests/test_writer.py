@@ -44,18 +44,23 @@ def test_a_waiter_whose_capture_is_committed_while_it_is_woken_is_not_forgotten(
     # paused (by the scheduler) before it looks again; meanwhile newcomer Z
     # takes the lock and commits W's capture. W must return at once, not sit
     # out the timeout waiting for a wake-up that has already happened.
-    class PausedEvent(threading.Event):
-        clears = 0
+    class PausedSignal(writer._Signal):
+        __slots__ = ("waits",)
 
-        def clear(self):
-            self.clears += 1
-            if threading.current_thread().name == "W" and self.clears == 2:
-                time.sleep(0.15)
-            super().clear()
+        def __init__(self):
+            super().__init__()
+            self.waits = 0
+
+        def wait(self, timeout):
+            woken = super().wait(timeout)
+            self.waits += 1
+            if threading.current_thread().name == "W" and self.waits == 1:
+                time.sleep(0.15)  # woken to lead, but not yet looking again
+            return woken
 
     @dataclass
     class Job(writer._Job):
-        wake: threading.Event = field(default_factory=PausedEvent)
+        wake: writer._Signal = field(default_factory=PausedSignal)
 
     monkeypatch.setattr(writer, "_Job", Job)
     monkeypatch.setattr(writer, "BATCH_MAX", 1)

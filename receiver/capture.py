@@ -15,12 +15,17 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from werkzeug.datastructures import Headers
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
+
+try:  # how gunicorn reports a malformed chunked body
+    from gunicorn.http.errors import ParseException as _FramingError
+except ImportError:  # pragma: no cover - another server
+    _FramingError = ValueError
 
 # Where a parameter came from, named as the platform's test script reads them.
 FORM, QUERY, JSON_BODY = "post", "get", "json"
@@ -63,6 +68,8 @@ class Body:
     files: dict[int, bytes] = field(default_factory=dict)  # part index -> bytes
     json: object = None
     has_json: bool = False
+    # A JSON body in UTF-16 or UTF-32 (JSON allows them): its codec, else None.
+    json_encoding: str | None = None
     notes: dict[str, str] = field(default_factory=dict)  # parse problems, by topic
 
 
@@ -139,7 +146,10 @@ def raw_path(environ, path: str) -> str:
 
 
 def read_raw_body(environ, limit: int | None) -> bytes:
-    """The body's bytes, refused with 413 as soon as they pass `limit`.
+    """The body's bytes, refused with 413 as soon as they pass `limit`, and
+    with 400 when they cannot be read whole: a malformed chunked body, or a
+    connection that ends before Content-Length bytes came. A body is never
+    stored cut.
 
     Werkzeug's own limited stream stops quietly at the limit for a chunked
     body; this reads one byte past it so an oversized body is never stored cut.
@@ -151,7 +161,13 @@ def read_raw_body(environ, limit: int | None) -> bytes:
         size = int(length)
         if limit is not None and size > limit:
             raise RequestEntityTooLarge()
-        return _read_exactly(stream, size)
+        data = _read_exactly(stream, size)
+        if len(data) < size:
+            raise BadRequest(
+                f"The body ended after {len(data)} of the {size} bytes its Content-Length "
+                "announced; nothing was stored."
+            )
+        return data
     if not environ.get("wsgi.input_terminated"):
         # A server that does not terminate the stream may block forever on it.
         return b""
@@ -166,7 +182,16 @@ def _read_exactly(stream, size: int | None) -> bytes:
     chunks = []
     remaining = size
     while remaining is None or remaining > 0:
-        chunk = stream.read(65536 if remaining is None else min(65536, remaining))
+        try:
+            chunk = stream.read(65536 if remaining is None else min(65536, remaining))
+        except OSError as exc:  # the connection ended early (gunicorn's NoMoreData)
+            raise BadRequest(
+                "The connection ended before the whole body arrived; nothing was stored."
+            ) from exc
+        except _FramingError as exc:  # InvalidChunkSize, ChunkMissingTerminator, ...
+            raise BadRequest(
+                f"The chunked body is malformed ({type(exc).__name__}); nothing was stored."
+            ) from exc
         if not chunk:
             break
         chunks.append(chunk)
@@ -190,6 +215,7 @@ def wire_headers(environ, headers: Headers) -> list[tuple[str, str]]:
 
 def read_body(raw: bytes, content_type: str, content_encoding: str, limit: int) -> Body:
     mimetype, options = parse_options_header(content_type)
+    mimetype = mimetype.lower()  # media types are case-insensitive (RFC 9110)
     body = Body(decoded=raw, mimetype=mimetype)
     body.decoded = _decode(raw, content_encoding, limit, body.notes)
     if mimetype == "application/x-www-form-urlencoded":
@@ -218,22 +244,45 @@ def _decode(raw: bytes, content_encoding: str, limit: int, notes: dict[str, str]
             notes["encoding"] = f"Content-Encoding {coding!r} is not decoded; shown as received."
             return raw
         try:
-            inflater = zlib.decompressobj(wbits)
-            out = inflater.decompress(data, limit)
-            if inflater.unconsumed_tail:
-                notes["encoding"] = (
-                    f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
-                )
-                return raw
-            out += inflater.flush()
-            if not inflater.eof:
-                notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
-                return raw
+            out = _inflate(data, wbits, coding, limit, notes)
         except zlib.error as exc:
             notes["encoding"] = f"{coding} body could not be decoded ({exc}); kept as received."
             return raw
+        if out is None:
+            return raw
         data = out
     return data
+
+
+def _inflate(data: bytes, wbits: int, coding: str, limit: int, notes: dict[str, str]):
+    """One coding undone, or None (with a note) when it cannot be. A gzip body
+    may hold several members, read one after another as `gzip -d` does."""
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        out = inflater.decompress(data, limit - size + 1)
+        if not inflater.unconsumed_tail:
+            out += inflater.flush()
+        if inflater.unconsumed_tail or size + len(out) > limit:
+            notes["encoding"] = (
+                f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
+            )
+            return None
+        if not inflater.eof:
+            notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
+            return None
+        pieces.append(out)
+        size += len(out)
+        data = inflater.unused_data
+        if not data:
+            return b"".join(pieces)
+        if wbits <= zlib.MAX_WBITS or data[:2] != b"\x1f\x8b":
+            notes["encoding"] = (
+                f"{len(data)} byte(s) after the end of the {coding} data are not part of it: "
+                "shown decoded without them; the raw body keeps them."
+            )
+            return b"".join(pieces)
 
 
 def encode(data: bytes, content_encoding: str) -> bytes:
@@ -262,11 +311,16 @@ def _read_multipart(body: Body, options: dict[str, str]) -> None:
     # Werkzeug returns fields and files separately; the merged list keeps fields
     # in order, and the part list describes both.
     index = 0
+    nameless = 0
     for name, value in form.items(multi=True):
+        if name is None:
+            name, nameless = "", nameless + 1
         body.form.append((name, value))
         body.parts.append(Part(index, name, None, "text/plain", len(value.encode())))
         index += 1
     for name, storage in files.items(multi=True):
+        if name is None:
+            name, nameless = "", nameless + 1
         data = storage.read()
         storage.close()
         body.files[index] = data
@@ -274,6 +328,8 @@ def _read_multipart(body: Body, options: dict[str, str]) -> None:
             Part(index, name, storage.filename or "", storage.content_type or "", len(data))
         )
         index += 1
+    if nameless:
+        body.notes["multipart"] = f"{nameless} part(s) without a name; listed with an empty name."
 
 
 def _in_memory(*_args, **_kwargs) -> io.BytesIO:
@@ -297,8 +353,18 @@ def _read_json(body: Body) -> None:
             body.notes["json"] = "Declared JSON, but the body is empty."
         return
     try:
-        body.json = json.loads(body.decoded)
+        repeated: list[str] = []
+        body.json = json.loads(body.decoded, object_pairs_hook=_object(repeated))
         body.has_json = True
+        if repeated:
+            names = ", ".join(sorted({_shown_name(name) for name in repeated})[:10])
+            body.notes["json_keys"] = (
+                f"Repeated keys in a JSON object ({names}): every value is listed in the "
+                "parameters; most JSON readers keep only the last."
+            )
+        encoding = json.detect_encoding(body.decoded)
+        if encoding.startswith(("utf-16", "utf-32")):
+            body.json_encoding = encoding
         # Only a \u escape can spell an unpaired UTF-16 surrogate, which no
         # UTF-8 text (the database's, a page's) can hold.
         if b"\\u" in body.decoded and _SURROGATE.search(json_text(body.json)):
@@ -319,11 +385,44 @@ def _read_json(body: Body) -> None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class JSONObject(dict):
+    """A JSON object whose keys repeat: the dict keeps the last value of each
+    (as JSON readers do); `pairs` keeps every one, in order."""
+
+    pairs: list[tuple[str, object]]
+
+
+def _object(repeated: list[str]):
+    def build(pairs: list[tuple[str, object]]) -> dict:
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        obj = JSONObject(obj)
+        obj.pairs = pairs
+        seen: set[str] = set()
+        for name, _value in pairs:
+            if name in seen:
+                repeated.append(name)
+            seen.add(name)
+        return obj
+
+    return build
+
+
+def _shown_name(name: str) -> str:
+    return json_text(name[:40])
+
+
 def _without_surrogates(value):
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, list):
         return [_without_surrogates(item) for item in value]
+    if isinstance(value, JSONObject):
+        pairs = [(_without_surrogates(k), _without_surrogates(v)) for k, v in value.pairs]
+        clean = JSONObject(pairs)
+        clean.pairs = pairs
+        return clean
     if isinstance(value, dict):
         return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
     return value
@@ -335,19 +434,19 @@ IN_PLACE_OVER = 64 * 1024
 def parse_pairs(data: bytes) -> list[tuple[str, str]]:
     """`a=1&a=2&items[]=x` as ordered pairs, exactly as named (no PHP folding).
 
-    What `urllib.parse.parse_qsl(text, keep_blank_values=True)` gives for the
-    body read as latin-1 (every byte maps, so percent-decoding sees them all;
-    escapes are then read as UTF-8, undecodable bytes replaced). A large body
-    is read in place, so a huge field costs one copy (its text), not one per
-    splitting step; a small one is split, which is quicker.
+    Split on `&`, then `=`; `+` is a space, `%XX` a byte; each name and value,
+    as bytes, is then read as UTF-8 (what PHP hands a UTF-8 page), bytes that
+    are not UTF-8 replaced by U+FFFD. Raw non-ASCII bytes and percent-escapes
+    may mix. A large body is read in place, so a huge field costs one copy (its
+    text), not one per splitting step; a small one is split, which is quicker.
     """
     if not data:
         return []
     if len(data) <= IN_PLACE_OVER:
         pairs = []
-        for item in data.decode("latin-1").split("&"):
+        for item in data.split(b"&"):
             if item:
-                name, _, value = item.partition("=")
+                name, _, value = item.partition(b"=")
                 pairs.append((_unquote_plus(name), _unquote_plus(value)))
         return pairs
     view = memoryview(data)
@@ -368,21 +467,17 @@ def parse_pairs(data: bytes) -> list[tuple[str, str]]:
 
 
 def _field(data: bytes, view: memoryview, start: int, end: int) -> str:
-    if data.find(b"%", start, end) < 0:
-        if data.find(b"+", start, end) < 0:
-            return str(view[start:end], "latin-1")
-        return data[start:end].replace(b"+", b" ").decode("latin-1")
-    return _unquote_plus(data[start:end].decode("latin-1"))
+    if data.find(b"%", start, end) < 0 and data.find(b"+", start, end) < 0:
+        return str(view[start:end], "utf-8", "replace")
+    return _unquote_plus(data[start:end])
 
 
-def _unquote_plus(text: str) -> str:
-    if "+" in text:
-        text = text.replace("+", " ")
-    if "%" not in text:
-        return text
-    if text.isascii():
-        return unquote_to_bytes(text).decode("utf-8", "replace")
-    return unquote(text, encoding="utf-8", errors="replace")
+def _unquote_plus(raw: bytes) -> str:
+    if b"+" in raw:
+        raw = raw.replace(b"+", b" ")
+    if b"%" in raw:
+        raw = unquote_to_bytes(raw)
+    return raw.decode("utf-8", "replace")
 
 
 def merge_params(body: Body, query: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
@@ -390,7 +485,8 @@ def merge_params(body: Body, query: list[tuple[str, str]]) -> list[tuple[str, st
     params = [(FORM, name, value) for name, value in body.form]
     params += [(QUERY, name, value) for name, value in query]
     if body.has_json and isinstance(body.json, dict):
-        for name, value in body.json.items():
+        pairs = body.json.pairs if isinstance(body.json, JSONObject) else body.json.items()
+        for name, value in pairs:
             text = value if isinstance(value, str) else json_text(value)
             params.append((JSON_BODY, name, text))
     return params

@@ -289,14 +289,42 @@ def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[st
     if not redactor:
         return raw, {}
     decoded = reading.body.decoded
+    encoding = reading.body.json_encoding
     if decoded is raw or decoded == raw:
-        return redactor.data(raw), {}
-    masked = redactor.data(decoded)
+        return _masked(raw, encoding, redactor), {}
+    masked = _masked(decoded, encoding, redactor)
     if masked == decoded:
         return redactor.data(raw), {}
     data = encode(masked, reading.content_encoding)
     note = "The decoded body carried the secrettoken: stored re-compressed with it masked."
     return data, {"redaction": note}
+
+
+_BOMS = {
+    "utf-16": (b"\xfe\xff", "utf-16-be", "utf-16-le"),
+    "utf-32": (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32-le"),
+}
+
+
+def _masked(data: bytes, encoding: str | None, redactor: Redactor) -> bytes:
+    """Bytes with every received secret masked. A UTF-16 or UTF-32 JSON body is
+    masked as text and written back in its own encoding, byte-order mark kept:
+    byte patterns only know the ASCII-based spellings."""
+    if not encoding:
+        return redactor.data(data)
+    bom = b""
+    if encoding in _BOMS:
+        big_endian, be_codec, le_codec = _BOMS[encoding]
+        bom = data[: len(big_endian)]
+        encoding = be_codec if bom == big_endian else le_codec
+    try:
+        text = data[len(bom) :].decode(encoding, "surrogatepass")
+    except UnicodeDecodeError:  # pragma: no cover - json.loads read it
+        return redactor.data(data)
+    masked = redactor.text(text)
+    if masked == text:
+        return data
+    return bom + masked.encode(encoding, "surrogatepass")
 
 
 def _dedupe_key(event_type: str, first: dict[str, str]) -> str | None:

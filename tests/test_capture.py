@@ -149,6 +149,25 @@ def test_undecodable_body_is_kept_raw_with_the_reason(client, fetch, encoding, b
     assert "encoding" in stored["notes"]
 
 
+def test_gzip_members_are_all_decoded_and_trailing_bytes_noted(client, fetch):
+    # `cat a.gz b.gz` is a valid gzip file: gzip -d reads every member.
+    packed = gzip.compress(b"event=LEAD_CREATED&a=1") + gzip.compress(b"&b=2")
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"}
+    stored = fetch(client.post("/hooks/default", data=packed, headers=headers).get_json()["id"])
+    assert params_of(stored) == [
+        ("post", "event", "LEAD_CREATED"),
+        ("post", "a", "1"),
+        ("post", "b", "2"),
+    ]
+    assert stored["notes"] == {}
+    # Bytes after the gzip data that are not another member are said, not hidden.
+    trailing = gzip.compress(b"event=LEAD_CREATED") + b"&junk=1"
+    stored = fetch(client.post("/hooks/default", data=trailing, headers=headers).get_json()["id"])
+    assert params_of(stored) == [("post", "event", "LEAD_CREATED")]
+    assert "7 byte(s) after the end of the gzip data" in stored["notes"]["encoding"]
+    assert raw_body(stored) == trailing
+
+
 def test_gzip_bomb_is_not_inflated_past_the_limit(app, client, fetch):
     app.config["MAX_CONTENT_LENGTH"] = 1024
     bomb = gzip.compress(b"a" * 1024 * 1024)  # 1 MiB of 'a', about 1 KiB packed
@@ -184,6 +203,69 @@ def test_multipart_fields_and_files_are_listed_and_raw_kept(client, fetch):
     # The stored body is exactly what was sent, binary file included.
     assert ALL_BYTES in raw_body(stored)
     assert stored["event_type"] == "LEAD_CREATED"
+
+
+def test_multipart_parts_without_a_name_are_captured_with_a_note(client, fetch):
+    body = (
+        b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nhello\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; filename="f.txt"\r\n\r\nfile\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="event"\r\n\r\nLEAD_CREATED\r\n'
+        b"--XyZ--\r\n"
+    )
+    response = client.post(
+        "/hooks/default", data=body, content_type="multipart/form-data; boundary=XyZ"
+    )
+    assert response.status_code == 200
+    stored = fetch(response.get_json()["id"])
+    assert ("post", "", "hello") in params_of(stored)
+    assert ("post", "event", "LEAD_CREATED") in params_of(stored)
+    assert [(p["name"], p["filename"]) for p in stored["parts"]] == [
+        ("", None),
+        ("event", None),
+        ("", "f.txt"),
+    ]
+    assert "2 part(s) without a name" in stored["notes"]["multipart"]
+    assert raw_body(stored) == body
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["Application/X-WWW-Form-URLEncoded", "MULTIPART/FORM-DATA", "Application/JSON"],
+)
+def test_media_types_are_matched_whatever_their_case(client, content_type):
+    fields = {"event": "LEAD_CREATED", "n": "1"}
+    if content_type.startswith("MULTIPART"):
+        data = b"".join(
+            b'--b\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+            % (k.encode(), v.encode())
+            for k, v in fields.items()
+        )
+        data += b"--b--\r\n"
+        content_type += "; boundary=b"
+    elif "JSON" in content_type:
+        data = b' {"event": "LEAD_CREATED", "n": "1"}'  # a leading space: not sniffed
+    else:
+        data = b"event=LEAD_CREATED&n=1"
+    response = client.post("/hooks/default", data=data, content_type=content_type)
+    document = client.get(f"/api/captures/{response.get_json()['id']}").get_json()
+    assert [(p["name"], p["value"]) for p in document["params"]] == list(fields.items())
+    assert document["event_type"] == "LEAD_CREATED"
+
+
+def test_a_json_object_with_repeated_keys_lists_every_value(client, fetch):
+    response = client.post(
+        "/hooks/default",
+        data=b'{"event": "LEAD_CREATED", "a": 1, "a": 2, "nested": {"b": 1, "b": 2}}',
+        content_type="application/json",
+    )
+    stored = fetch(response.get_json()["id"])
+    assert params_of(stored) == [
+        ("json", "event", "LEAD_CREATED"),
+        ("json", "a", "1"),
+        ("json", "a", "2"),
+        ("json", "nested", '{"b": 2}'),
+    ]
+    assert stored["notes"]["json_keys"].startswith('Repeated keys in a JSON object ("a", "b")')
 
 
 def test_repeated_and_php_style_parameters_are_kept_as_sent(client, fetch):
@@ -477,25 +559,54 @@ def test_concurrent_deliveries_each_get_their_own_committed_capture(app, client,
     assert client.get("/api/inboxes/default/stats").get_json()["total"] == 16 * 8
 
 
+def _form_reference(data: bytes) -> list[tuple[str, str]]:
+    """A form read the plain way: split, `+` to space, percent-decode to bytes,
+    then read those bytes as UTF-8 (what PHP hands a UTF-8 page)."""
+    from urllib.parse import unquote_to_bytes
+
+    def read(raw: bytes) -> str:
+        return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
+
+    pairs = []
+    for item in data.split(b"&"):
+        if item:
+            name, _, value = item.partition(b"=")
+            pairs.append((read(name), read(value)))
+    return pairs
+
+
 @pytest.mark.parametrize("in_place_over", [0, 10**9], ids=["read in place", "split"])
-def test_form_pairs_are_read_exactly_as_parse_qsl_reads_them(monkeypatch, in_place_over):
+def test_form_pairs_are_read_as_utf8_bytes_after_percent_decoding(monkeypatch, in_place_over):
     # Both ways of reading a form (small bodies are split, large ones read in
-    # place) give what the standard library gives, on awkward random input.
+    # place) give the plain reading, on awkward random input: raw UTF-8 and
+    # percent-escapes mixed, bytes that are not UTF-8, stray `%` and `=`.
     import random
-    from urllib.parse import parse_qsl
 
     from receiver import capture
 
     monkeypatch.setattr(capture, "IN_PLACE_OVER", in_place_over)
     pieces = [bytes([b]) for b in b"ab=&+zZ\xc3\xa4\xff% ;"]
-    pieces += [b"%2F", b"%C3%A4", b"%e4", b"%zz", b"==", b"&&", b"%", b"+%2B"]
+    pieces += [b"%2F", b"%C3%A4", b"%e4", b"%zz", b"==", b"&&", b"%", b"+%2B", b"\xe2\x82\xac"]
     rng = random.Random(7)
     for _ in range(20_000):
         data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 24)))
-        expected = parse_qsl(
-            data.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace"
-        )
-        assert capture.parse_pairs(data) == expected, data
+        assert capture.parse_pairs(data) == _form_reference(data), data
+
+
+def test_raw_utf8_in_a_form_body_reads_as_the_text_sent(client, fetch):
+    # curl -d 'name=José' sends the UTF-8 bytes as they are, unescaped.
+    response = client.post(
+        "/hooks/default/utf",
+        data=b"name=Jos\xc3\xa9&city=Z\xc3\xbcrich%20Stadt&mixed=\xc3%A4&bad=caf\xe9",
+        content_type="application/x-www-form-urlencoded",
+    )
+    params = params_of(fetch(response.get_json()["id"]))
+    assert params == [
+        ("post", "name", "José"),
+        ("post", "city", "Zürich Stadt"),
+        ("post", "mixed", "ä"),  # a raw byte and an escaped one make one character
+        ("post", "bad", "caf\ufffd"),  # latin-1, not UTF-8: replaced, the raw body keeps it
+    ]
 
 
 def test_a_huge_parameter_value_is_stored_cut_and_the_body_whole(client, fetch):

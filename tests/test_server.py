@@ -16,10 +16,13 @@ from conftest import ROOT, LiveServer
 pytestmark = pytest.mark.slow
 
 
-def raw_request(server, data: bytes) -> bytes:
-    """Send bytes exactly as written (names' case, repeats, chunking) and read the answer."""
+def raw_request(server, data: bytes, *, end_sending: bool = False) -> bytes:
+    """Send bytes exactly as written (names' case, repeats, chunking) and read the answer.
+    With `end_sending`, the sender then closes its side, as a client that gave up would."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
         conn.sendall(data)
+        if end_sending:
+            conn.shutdown(socket.SHUT_WR)
         chunks = []
         while True:
             chunk = conn.recv(65536)
@@ -102,6 +105,45 @@ def test_chunked_body_is_captured_byte_for_byte(live_server):
     capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
     assert base64.b64decode(stored["body_base64"]) == payload
+
+
+def _total_captures(server) -> int:
+    return requests.get(f"{server.url}/api/inboxes/default/stats", timeout=5).json()["total"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        (
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+            "The chunked body is malformed (InvalidChunkSize)",
+        ),
+        (
+            b"Transfer-Encoding: chunked\r\n\r\n10\r\nabc",
+            "The connection ended before the whole body arrived",
+        ),
+        (
+            b"Content-Length: 20\r\n\r\nevent=LEAD_CREATED",
+            "The body ended after 18 of the 20 bytes its Content-Length announced",
+        ),
+    ],
+    ids=["bad chunk size", "chunked body cut off", "shorter than Content-Length"],
+)
+def test_a_body_that_cannot_be_read_whole_is_a_400_and_nothing_is_stored(
+    live_server, sent, message
+):
+    before = _total_captures(live_server)
+    answer = raw_request(
+        live_server,
+        b"POST /hooks/default/cut HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n" + sent,
+        end_sending=True,
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert message.encode() in answer
+    assert b"nothing was stored" in answer
+    assert _total_captures(live_server) == before
+    assert "Traceback" not in live_server.log()
 
 
 def test_oversized_body_is_refused_with_413(live_server):

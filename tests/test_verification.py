@@ -143,7 +143,9 @@ def recovered_strings(document) -> list[str]:
     out += [value for pair in parse_qsl(query, keep_blank_values=True) for value in pair]
     body = base64.b64decode(document["body_base64"])
     if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
+        body = gzip.decompress(body)  # every member
+    with contextlib.suppress(ValueError):  # JSON in UTF-16 or UTF-32
+        out.append(body.decode(json.detect_encoding(body)))
     body_text = body.decode("utf-8", errors="replace")
     out.append(body_text)
     out += [value for pair in parse_qsl(body_text, keep_blank_values=True) for value in pair]
@@ -166,7 +168,8 @@ def assert_secret_hidden(secret: str, document, database_url: str, log_text: str
         assert secret not in value, f"the secret can be read back from {value[:200]!r}"
     stored = database_bytes(database_url)
     for form in forms:
-        assert form.encode() not in stored, f"database holds {form!r}"
+        for encoding in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+            assert form.encode(encoding) not in stored, f"database holds {form!r} ({encoding})"
 
 
 # --- expected secrets are stored as keyed hashes only ---
@@ -496,6 +499,46 @@ def carrier_gzip_form(client, secret):
     )
 
 
+def carrier_json_utf16(client, secret):
+    """JSON may be sent in UTF-16 (here with a byte-order mark) or UTF-32."""
+    body = json.dumps(dict(delivery(secrettoken=secret)), ensure_ascii=False).encode("utf-16")
+    return client.post("/hooks/default", data=body, content_type="application/json")
+
+
+def carrier_json_utf32_be(client, secret):
+    body = json.dumps(dict(delivery(secrettoken=secret)), ensure_ascii=False)
+    return client.post(
+        "/hooks/default", data=body.encode("utf-32-be"), content_type="application/json"
+    )
+
+
+def carrier_json_repeated_key(client, secret):
+    """The key twice in one object: JSON readers keep the last; both are masked."""
+    fields = json.dumps(dict(delivery(secrettoken=secret)))[1:-1]
+    body = "{" + fields + ", " + json.dumps("secrettoken") + ": " + json.dumps(secret) + "}"
+    return client.post("/hooks/default", data=body, content_type="application/json")
+
+
+def carrier_form_capital_media_type(client, secret):
+    """Media types are case-insensitive: this is a form like any other."""
+    return client.post(
+        "/hooks/default",
+        data=urlencode(delivery(secrettoken=secret)),
+        content_type="Application/X-WWW-Form-URLEncoded",
+    )
+
+
+def carrier_gzip_members(client, secret):
+    """Two gzip members one after the other (`cat a.gz b.gz`): the key in the second."""
+    body = urlencode(delivery(secrettoken=secret)).encode()
+    middle = len(body) // 2
+    return client.post(
+        "/hooks/default",
+        data=gzip.compress(body[:middle]) + gzip.compress(body[middle:]),
+        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
+    )
+
+
 def carrier_multipart(client, secret):
     return client.post(
         "/hooks/default",
@@ -527,6 +570,11 @@ CARRIERS = {
     "json, PHP escaped slashes": carrier_json_php,
     "header X-Echo": carrier_header,
     "gzip form": carrier_gzip_form,
+    "gzip form, two members": carrier_gzip_members,
+    "json, UTF-16 with BOM": carrier_json_utf16,
+    "json, UTF-32 big-endian": carrier_json_utf32_be,
+    "json, key repeated": carrier_json_repeated_key,
+    "form, media type in capitals": carrier_form_capital_media_type,
     "multipart field": carrier_multipart,
 }
 
@@ -549,6 +597,26 @@ def test_received_secret_is_verified_and_never_kept(
     assert problems(document) == []
     assert "Fired WebHook" in caplog.text  # the capture was logged, masked
     assert_secret_hidden(secret, document, database_url, caplog.text)
+
+
+def test_a_json_key_sent_twice_with_different_values_hides_both(
+    runner, client, fetch, database_url, caplog
+):
+    # JSON readers keep the last of repeated keys; the receiver lists every
+    # value, checks the first (as for a repeated form field) and masks them all.
+    add_secret(runner, "prod", KEY)
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    fields = json.dumps(dict(delivery(secrettoken=KEY)))[1:-1]
+    body = "{" + fields + ', "secrettoken": "' + OTHER_KEY + '"}'
+    response = client.post("/hooks/default", data=body, content_type="application/json")
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "verified"
+    sent = [p["value"] for p in document["params"] if p["name"] == "secrettoken"]
+    assert len(sent) == 2 and all(v.startswith("[secrettoken:") for v in sent)
+    assert sent[0] != sent[1]
+    assert "secrettoken" in document["notes"]["json_keys"]
+    for secret in (KEY, OTHER_KEY):
+        assert_secret_hidden(secret, document, database_url, caplog.text)
 
 
 @pytest.mark.parametrize("kind", list(SECRETS))

@@ -15,6 +15,7 @@ from .capture import body_text, read_body
 from .models import Capture
 
 HEX_PREVIEW_BYTES = 4096
+_SURROGATE = re.compile("[\ud800-\udfff]")
 TEXT_PREVIEW_CHARS = 200_000
 CURL_BODY_LIMIT = 256 * 1024
 
@@ -72,6 +73,9 @@ def body_view(capture: Capture) -> BodyView:
     if text is not None and capture.detail.get("json"):
         try:
             pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            # An unpaired surrogate (sent as a \ud800 escape) cannot be UTF-8:
+            # show it escaped, as it was sent.
+            pretty = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", pretty)
             return _text_view("json", pretty)
         except (ValueError, RecursionError):
             pass

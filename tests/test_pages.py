@@ -197,6 +197,20 @@ def test_captured_markup_is_escaped_everywhere(client):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("application/json", b'{"a": "\\ud800", "b": ["\\udfff x"]}'), ("text/plain", b'["\\udfff"]')],
+)
+def test_a_body_with_unpaired_surrogate_escapes_is_shown_as_sent(client, content_type, body):
+    capture_id = client.post("/hooks/default/sur", data=body, content_type=content_type).get_json()[
+        "id"
+    ]
+    response = client.get(f"/inboxes/default/captures/{capture_id}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "\\udfff" in html  # escaped as in the body, not dropped or replaced
+
+
 def test_pages_carry_a_strict_content_security_policy(client):
     response = client.get("/inboxes/default")
     policy = response.headers["Content-Security-Policy"]

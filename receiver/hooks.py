@@ -45,8 +45,14 @@ log = logging.getLogger("receiver.hooks")
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 
 
-@bp.route("/<inbox>", methods=METHODS, defaults={"rest": ""}, provide_automatic_options=False)
-@bp.route("/<inbox>/<path:rest>", methods=METHODS, provide_automatic_options=False)
+# Slashes are part of what was sent: no redirect merges `//` (a sender would
+# not follow it with its body). Paths the rules cannot express (`/hooks/a/`,
+# `/hooks/a//x`) are captured by the 404 handler below.
+_RULE = {"methods": METHODS, "provide_automatic_options": False, "merge_slashes": False}
+
+
+@bp.route("/<inbox>", defaults={"rest": ""}, **_RULE)
+@bp.route("/<inbox>/<path:rest>", **_RULE)
 def capture(inbox: str, rest: str):
     # The real objects, not the context-local proxies: this is the hot path.
     app = current_app._get_current_object()
@@ -188,6 +194,15 @@ def _allow_cross_origin(response: Response, request: Request) -> None:
         response.headers["Access-Control-Max-Age"] = "86400"
 
 
+@bp.app_errorhandler(NotFound)
+def capture_any_slashes(exc: NotFound):
+    """`/hooks/<inbox>/` and sub-paths that start with or are only slashes."""
+    target = _slashed_target()
+    if target is not None:
+        return capture(*target)
+    return handle_http_error(exc)
+
+
 @bp.app_errorhandler(MethodNotAllowed)
 def capture_unusual_method(exc: MethodNotAllowed):
     """Methods beyond the usual seven (PROPFIND, PURGE, ...) are captured too."""
@@ -195,11 +210,23 @@ def capture_unusual_method(exc: MethodNotAllowed):
         adapter = current_app.url_map.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match(method="POST")
-        except NotFound:  # pragma: no cover - a 405 means some method matched
+        except NotFound:
+            target = _slashed_target()
+            if target is not None:
+                return capture(*target)
             endpoint, args = "", {}
         if endpoint == "hooks.capture":
             return capture(**args)
     return handle_http_error(exc)
+
+
+def _slashed_target() -> tuple[str, str] | None:
+    """(inbox, sub-path) of a capture URL the rules cannot express, if it is one."""
+    path = request.path
+    if not path.startswith(bp.url_prefix + "/"):
+        return None
+    inbox, slash, rest = path.removeprefix(bp.url_prefix + "/").partition("/")
+    return (inbox, rest) if inbox and slash else None
 
 
 def build_row(

@@ -75,6 +75,33 @@ def test_unusual_methods_are_captured_too(client, fetch):
     assert raw_body(stored) == b"<propfind/>"
 
 
+@pytest.mark.parametrize(
+    ("path", "subpath"),
+    [
+        ("/hooks/default/", ""),
+        ("/hooks/default///", "//"),
+        ("/hooks/default//x", "/x"),
+        ("/hooks/default/a//b/", "a//b/"),
+        ("/hooks/default/x//", "x//"),
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "GET", "PROPFIND"])
+def test_slashes_in_a_capture_url_are_captured_as_sent_never_redirected(
+    client, fetch, path, subpath, method
+):
+    response = client.open(path + "?x=1", method=method, data=b"a=1")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    stored = fetch(int(response.headers["X-Capture-Id"]))
+    assert (stored["method"], stored["path"], stored["subpath"]) == (method, path, subpath)
+    assert stored["query_string"] == "x=1"
+
+
+def test_slashes_after_an_unknown_inbox_are_its_404(client):
+    response = client.post("/hooks/nope//x", data=b"a=1")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "unknown_inbox"
+
+
 def test_unusual_method_elsewhere_is_a_json_405(client):
     response = client.open("/api/captures/1", method="PROPFIND")
     assert response.status_code == 405

@@ -9,7 +9,6 @@ is something to show, not an error of ours.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import re
 import zlib
@@ -19,8 +18,8 @@ from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
-from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 try:  # how gunicorn reports a malformed chunked body
     from gunicorn.http.errors import ParseException as _FramingError
@@ -65,7 +64,7 @@ class Body:
     mimetype: str
     form: list[tuple[str, str]] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
-    files: dict[int, bytes] = field(default_factory=dict)  # part index -> bytes
+    files: dict[int, bytes] = field(default_factory=dict)  # part index -> its exact bytes
     json: object = None
     has_json: bool = False
     # A JSON body in UTF-16 or UTF-32 (JSON allows them): its codec, else None.
@@ -296,44 +295,47 @@ def encode(data: bytes, content_encoding: str) -> bytes:
 
 
 def _read_multipart(body: Body, options: dict[str, str]) -> None:
-    if not options.get("boundary"):
+    """Every part in body order, with its exact bytes (downloadable by index);
+    fields are also read as UTF-8 text into the parameters."""
+    boundary = options.get("boundary")
+    if not boundary:
         body.notes["multipart"] = "multipart/form-data without a boundary; body not parsed."
         return
-    # The body is already in memory (and bounded): parts stay there too.
-    parser = FormDataParser(stream_factory=_in_memory, silent=False, max_form_parts=MAX_FORM_PARTS)
+    decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=MAX_FORM_PARTS)
+    decoder.receive_data(body.decoded)
+    decoder.receive_data(None)
+    parts: list[tuple[str | None, str | None, str, bytes]] = []
     try:
-        _stream, form, files = parser.parse(
-            io.BytesIO(body.decoded), "multipart/form-data", len(body.decoded), options
-        )
+        head: Field | File | None = None
+        chunks: list[bytes] = []
+        while True:
+            event = decoder.next_event()
+            if isinstance(event, (Epilogue, NeedData)):
+                break
+            if isinstance(event, (Field, File)):
+                head, chunks = event, []
+            elif isinstance(event, Data) and head is not None:
+                chunks.append(event.data)
+                if not event.more_data:
+                    filename = head.filename if isinstance(head, File) else None
+                    content_type = head.headers.get("Content-Type") or (
+                        "text/plain" if filename is None else ""
+                    )
+                    parts.append((head.name, filename, content_type, b"".join(chunks)))
+                    head, chunks = None, []
     except (ValueError, RequestEntityTooLarge) as exc:
         body.notes["multipart"] = f"Multipart body could not be parsed: {_describe(exc)}"
         return
-    # Werkzeug returns fields and files separately; the merged list keeps fields
-    # in order, and the part list describes both.
-    index = 0
     nameless = 0
-    for name, value in form.items(multi=True):
+    for index, (name, filename, content_type, data) in enumerate(parts):
         if name is None:
             name, nameless = "", nameless + 1
-        body.form.append((name, value))
-        body.parts.append(Part(index, name, None, "text/plain", len(value.encode())))
-        index += 1
-    for name, storage in files.items(multi=True):
-        if name is None:
-            name, nameless = "", nameless + 1
-        data = storage.read()
-        storage.close()
+        if filename is None:
+            body.form.append((name, data.decode("utf-8", "replace")))
         body.files[index] = data
-        body.parts.append(
-            Part(index, name, storage.filename or "", storage.content_type or "", len(data))
-        )
-        index += 1
+        body.parts.append(Part(index, name, filename, content_type, len(data)))
     if nameless:
         body.notes["multipart"] = f"{nameless} part(s) without a name; listed with an empty name."
-
-
-def _in_memory(*_args, **_kwargs) -> io.BytesIO:
-    return io.BytesIO()
 
 
 def _read_json(body: Body) -> None:

@@ -123,14 +123,8 @@ def _decoded_body(capture: Capture) -> bytes:
 
 
 def part_bytes(capture: Capture, index: int) -> bytes | None:
-    """A multipart file's bytes, read again from the stored body."""
-    body = _stored_body(capture)
-    if index in body.files:
-        return body.files[index]
-    for part in body.parts:
-        if part.index == index and part.filename is None:
-            return dict(body.form).get(part.name, "").encode()
-    return None
+    """A multipart part's exact bytes, read again from the stored body."""
+    return _stored_body(capture).files.get(index)
 
 
 @dataclass

@@ -248,8 +248,8 @@ def test_multipart_parts_without_a_name_are_captured_with_a_note(client, fetch):
     assert ("post", "event", "LEAD_CREATED") in params_of(stored)
     assert [(p["name"], p["filename"]) for p in stored["parts"]] == [
         ("", None),
-        ("event", None),
         ("", "f.txt"),
+        ("event", None),
     ]
     assert "2 part(s) without a name" in stored["notes"]["multipart"]
     assert raw_body(stored) == body
@@ -293,6 +293,38 @@ def test_a_json_object_with_repeated_keys_lists_every_value(client, fetch):
         ("json", "nested", '{"b": 2}'),
     ]
     assert stored["notes"]["json_keys"].startswith('Repeated keys in a JSON object ("a", "b")')
+
+
+def test_every_multipart_part_downloads_as_its_exact_bytes_in_body_order(client, fetch):
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nfirst\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="f"; filename="x.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n\x00\xff\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nsecond\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="city"\r\n'
+        b"Content-Type: text/plain; charset=latin-1\r\n\r\nZ\xfcrich\r\n"
+        b"--b--\r\n"
+    )
+    response = client.post(
+        "/hooks/default", data=body, content_type="multipart/form-data; boundary=b"
+    )
+    capture_id = response.get_json()["id"]
+    stored = fetch(capture_id)
+    assert [(p["index"], p["name"], p["size"]) for p in stored["parts"]] == [
+        (0, "a", 5),
+        (1, "f", 2),
+        (2, "a", 6),
+        (3, "city", 6),
+    ]
+    assert stored["parts"][3]["content_type"] == "text/plain; charset=latin-1"
+    downloads = [client.get(f"/api/captures/{capture_id}/parts/{i}").get_data() for i in range(4)]
+    assert downloads == [b"first", b"\x00\xff", b"second", b"Z\xfcrich"]
+    # Fields are parameters too, read as UTF-8 (the raw bytes stay downloadable).
+    assert params_of(stored) == [
+        ("post", "a", "first"),
+        ("post", "a", "second"),
+        ("post", "city", "Z\ufffdrich"),
+    ]
 
 
 def test_repeated_and_php_style_parameters_are_kept_as_sent(client, fetch):

@@ -126,6 +126,9 @@ class Capture(db.Model):
         Index("ix_capture_inbox_newest", "inbox_id", "id"),
         Index("ix_capture_inbox_event", "inbox_id", "event_type", "id"),
         Index("ix_capture_inbox_dedupe", "inbox_id", "dedupe_key", "id"),
+        # SQLite: never hand out an id again after the newest captures are
+        # deleted (pages, API cursors and the live feed follow ids).
+        {"sqlite_autoincrement": True},
     )
 
 

@@ -293,6 +293,23 @@ def test_stream_announces_new_captures_and_honours_last_event_id(client):
 
 
 @pytest.mark.parametrize(
+    "app_config", [{"RECEIVER_STREAM_SECONDS": 1, "RECEIVER_STREAM_HEARTBEAT_SECONDS": 0}]
+)
+def test_after_the_newest_capture_is_deleted_the_next_one_still_reaches_open_pages(client):
+    # Pages, API cursors and the live feed follow ids upward: an id is never
+    # handed out twice, or the next delivery would hide below what a page saw.
+    send(client)
+    newest = send(client)
+    assert client.delete(f"/api/captures/{newest}").status_code in (200, 204)
+    following = send(client)
+    assert following > newest
+    seen = client.get("/inboxes/default/stream", headers={"Last-Event-ID": str(newest)})
+    assert f"id: {following}\nevent: capture\n" in seen.get_data(as_text=True)
+    assert client.delete("/api/inboxes/default/captures").status_code == 200
+    assert send(client) > following
+
+
+@pytest.mark.parametrize(
     "body",
     [
         bytes(range(256)),

@@ -1,0 +1,53 @@
+"""Schema upgrades: an existing database keeps everything it stored."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from conftest import make_app
+from flask_migrate import downgrade, upgrade
+
+from receiver.storage import ensure_default_inbox
+
+
+def _ids(path) -> list[int]:
+    with sqlite3.connect(path) as con:
+        return [row[0] for row in con.execute("SELECT id FROM capture ORDER BY id")]
+
+
+def test_upgrading_sqlite_to_autoincrement_ids_keeps_captures_and_their_relay_log(tmp_path):
+    # A database as 0003 left it, with captures and a relay attempt pointing
+    # at one; the upgrade rebuilds the capture table (foreign keys on).
+    path = tmp_path / "old.sqlite3"
+    app = make_app(f"sqlite:///{path}")
+    with app.app_context():
+        upgrade(revision="0003_dedupe_index")
+        ensure_default_inbox()
+    client = app.test_client()
+    for n in range(3):
+        assert (
+            client.post("/hooks/default", data={"event": "LEAD_CREATED", "n": n}).status_code == 200
+        )
+    with sqlite3.connect(path) as con:
+        con.execute(
+            "INSERT INTO relay_attempt (capture_id, kind, target, attempt, started_at, "
+            "response_headers, response_body) VALUES (2, 'replay', 'http://x', 1, "
+            "'2026-12-01 00:00:00', '[]', x'')"
+        )
+        before = con.execute("SELECT id, body FROM capture ORDER BY id").fetchall()
+    with app.app_context():
+        upgrade()
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT id, body FROM capture ORDER BY id").fetchall() == before
+        assert con.execute("SELECT capture_id FROM relay_attempt").fetchall() == [(2,)]
+        indexes = {row[1] for row in con.execute("PRAGMA index_list(capture)")}
+        assert {"ix_capture_inbox_newest", "ix_capture_inbox_event"} <= indexes
+    # The newest capture deleted: its id is not handed out again.
+    assert client.delete("/api/captures/3").status_code in (200, 204)
+    new_id = client.post("/hooks/default", data={"event": "LEAD_CREATED"}).get_json()["id"]
+    assert new_id == 4
+    assert _ids(path) == [1, 2, 4]
+    # And back down, all the same.
+    with app.app_context():
+        downgrade(revision="0003_dedupe_index")
+    assert _ids(path) == [1, 2, 4]

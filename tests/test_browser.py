@@ -60,6 +60,8 @@ class Watched:
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    # Confirmations the test asks for and accepts (any other dialog is a problem).
+    confirms: list[str] = field(default_factory=list)
 
     def csp_violations(self) -> list[str]:
         if self.page.is_closed():
@@ -106,6 +108,10 @@ def watched(browser, live_server) -> Watched:
             watched.console_errors.append(f"{message.text} @ {message.location}")
 
     def on_dialog(dialog: Dialog) -> None:
+        if dialog.type == "confirm" and dialog.message in watched.confirms:
+            watched.confirms.remove(dialog.message)
+            dialog.accept()
+            return
         watched.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 
@@ -239,6 +245,22 @@ def test_pause_holds_new_captures_until_resumed(watched, live_server):
     expect(page.locator(f"#capture-{capture_id}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     # Exactly once, although both the resume and the stream may ask for it.
     expect(page.locator(f"#capture-{capture_id}")).to_have_count(1)
+
+
+def test_deleting_a_capture_removes_its_row_and_moves_its_count(watched, live_server):
+    page = watched.page
+    kept = deliver(live_server, "kept", data={"event": "VOUCHER_CREATED"})
+    gone = deliver(live_server, "gone", data={"event": "VOUCHER_CREATED"})
+    open_inbox(page, f"/inboxes/default/captures/{gone}")
+    before = count_of(page, "VOUCHER_CREATED")
+    watched.confirms.append(f"Delete capture #{gone}?")
+    page.locator("#detail").get_by_role("button", name="Delete").click()
+    expect(page.locator(f"#capture-{gone}")).to_have_count(0)
+    expect(page.locator(f"#capture-{kept}")).to_be_visible()
+    expect(page.locator('[data-event-type="VOUCHER_CREATED"] [data-count]')).to_have_text(
+        str(before - 1)
+    )
+    expect(page.locator("#detail")).to_contain_text("Select a capture")
 
 
 def test_closed_dashboards_do_not_hold_the_threads_deliveries_need(browser, tmp_path):

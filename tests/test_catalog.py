@@ -545,6 +545,29 @@ def test_undocumented_event_gets_standard_checks_only(name):
     ]
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # an empty GET, a HEAD
+        {"action": ["opened"], "repository": ['{"full_name": "acme/app"}']},  # GitHub
+        {"type": ["invoice.paid"], "id": ["evt_1"]},  # Stripe
+        {"event": ["push"]},  # an event name the platform does not use, nothing else
+    ],
+    ids=["nothing", "github", "stripe", "other event name"],
+)
+def test_another_senders_webhook_is_not_held_to_the_platform(params):
+    findings = check(event_type(params, ""), params, received_at=NOW)
+    assert [(f.level, f.code) for f in findings] == [("info", "not_platform")]
+
+
+@pytest.mark.parametrize("mark", ["timestamp", "user", "code", "secrettoken"])
+def test_one_platform_parameter_or_a_documented_event_is_enough_to_be_checked(mark):
+    findings = check(UNKNOWN, {mark: ["x"]}, received_at=NOW)
+    assert ("missing_standard", "event") in codes(findings)
+    findings = check("LEAD_CREATED", {}, received_at=NOW)
+    assert ("missing_standard", "timestamp") in codes(findings)
+
+
 # --- robustness ---
 
 NASTY = [

@@ -256,6 +256,7 @@ LIST_COLUMNS = (
     "secret_label",
     "content_length",
     "rejected",
+    "answered_status",
     "finding_count",
     "duplicate_of",
 )

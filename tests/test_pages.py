@@ -152,6 +152,33 @@ def test_capture_detail_is_a_page_and_a_fragment(client):
         assert "Fired WebHook" in html
 
 
+def test_list_and_detail_show_what_the_sender_was_answered(client):
+    client.patch("/api/inboxes/default", json={"fail_remaining": 1, "fail_status": 503})
+    response = client.post("/hooks/default", data={"event": "LEAD_CREATED"})
+    assert response.status_code == 503
+    failed = int(response.headers["X-Capture-Id"])
+    client.patch("/api/inboxes/default", json={"response_status": 202})
+    accepted = send_status(client, 202)
+    client.patch("/api/inboxes/default", json={"response_status": 200})
+    plain = send_status(client, 200)
+    html = client.get("/inboxes/default").get_data(as_text=True)
+    rows = {
+        n: html.split(f'id="capture-{n}"', 1)[1].split("</tr>", 1)[0]
+        for n in (failed, accepted, plain)
+    }
+    assert 'class="badge bad" title="the sender was answered 503">503<' in rows[failed]
+    assert ">202<" in rows[accepted]
+    assert "answered" not in rows[plain]
+    detail = client.get(f"/inboxes/default/captures/{failed}").get_data(as_text=True)
+    assert '<span class="bad-text">answered 503</span>' in detail
+
+
+def send_status(client, status: int) -> int:
+    response = client.post("/hooks/default", data={"event": "LEAD_CREATED"})
+    assert response.status_code == status
+    return int(response.headers["X-Capture-Id"])
+
+
 def test_capture_of_another_inbox_is_404(app, client):
     with app.app_context():
         from receiver import storage

@@ -44,7 +44,21 @@ def test_home_lists_inboxes_with_capture_and_per_event_urls(client):
     assert 'data-copy="http://localhost/hooks/default"' in html
     for name in catalog.EVENTS:
         assert f"http://localhost/hooks/default/{name}" in html
-    assert "1 captures" in html
+    assert "1 capture<" in html
+    send(client)
+    assert "2 captures<" in client.get("/").get_data(as_text=True)
+
+
+def test_inbox_page_links_the_exports_and_they_download(client):
+    send(client, event="LEAD_CREATED")
+    html = client.get("/inboxes/default").get_data(as_text=True)
+    links = re.findall(r'href="(/api/inboxes/default/export\?format=\w+)" download', html)
+    assert [link.rsplit("=", 1)[1] for link in links] == ["ndjson", "csv", "har"]
+    for link in links:
+        response = client.get(link)
+        assert response.status_code == 200
+        assert "attachment" in response.headers["Content-Disposition"]
+        assert b"LEAD_CREATED" in response.get_data()
 
 
 def test_inbox_page_lists_all_documented_events_then_others_then_unknown(client):

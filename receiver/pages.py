@@ -294,10 +294,14 @@ def create_inbox():
     return redirect(url_for("pages.inbox_page", slug=inbox.slug), code=303)
 
 
-def _settings_page(inbox: Inbox, error=None, status: int = 200, **extra):
+def _settings_page(inbox: Inbox, error=None, status: int = 200, typed=None, **extra):
+    """The settings form; after a refused save, with what was typed in it."""
+    settings = inboxes.settings(inbox)
+    if typed is not None:
+        settings.update(typed)
     context = {
         "inbox": inbox,
-        "settings": inboxes.settings(inbox),
+        "settings": settings,
         "secrets": inboxes.secrets_of(inbox),
         "others": db.session.execute(select(Inbox).where(Inbox.id != inbox.id).order_by(Inbox.slug))
         .scalars()
@@ -324,7 +328,9 @@ def settings(slug: str):
         inboxes.update(inbox, values)
     except inboxes.SettingsError as error:
         db.session.rollback()
-        return _settings_page(inbox, error=error, status=422)
+        typed = {name: request.form.get(name, "") for name in FORM_SETTINGS if name in request.form}
+        typed.update({name: name in request.form for name in BOOLEAN_SETTINGS})
+        return _settings_page(inbox, error=error, status=422, typed=typed)
     return redirect(url_for("pages.settings", slug=inbox.slug, saved="settings"), code=303)
 
 

@@ -129,4 +129,23 @@
     }
   });
   document.addEventListener("DOMContentLoaded", markSelected);
+
+  // A capture's own URL opened on a narrow screen: its detail, not the list, first.
+  document.addEventListener("DOMContentLoaded", function () {
+    var detail = document.querySelector("#detail .capture-detail");
+    if (detail && detail.getBoundingClientRect().top > window.innerHeight) {
+      detail.scrollIntoView({ block: "start" });
+    }
+  });
+
+  // A form the server refused: point at the field it names, keep what was typed.
+  document.addEventListener("DOMContentLoaded", function () {
+    var error = document.querySelector(".form-error[data-field]");
+    if (!error) return;
+    var field = document.querySelector('[name="' + error.dataset.field + '"]');
+    if (!field) return;
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-describedby", error.id || (error.id = "form-error"));
+    field.focus();
+  });
 })();

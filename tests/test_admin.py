@@ -85,6 +85,31 @@ def test_settings_form_saves_and_rejects_bad_values(client):
     assert api_inbox(client)["response_status"] == 202
 
 
+def test_a_refused_settings_form_comes_back_with_what_was_typed(client):
+    typed = "X-Good: yes\nthis is not a header"
+    bad = form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        slug="default",
+        response_status="201",
+        response_body="typed body",
+        response_headers=typed,
+        cors="on",
+    )
+    assert bad.status_code == 422
+    html = bad.get_data(as_text=True)
+    assert 'data-field="response_headers"' in html
+    assert f'<textarea name="response_headers" rows="2">{typed}</textarea>' in html
+    assert ">typed body</textarea>" in html
+    assert 'name="response_status" type="number" min="200" max="599" value="201"' in html
+    assert 'name="cors" checked' in html
+    assert api_inbox(client)["response_status"] == 200  # nothing was saved
+    # The home page keeps a refused inbox name in its box, too.
+    refused = form_post(client, "/", "/inboxes", slug="Bad Name")
+    assert 'value="Bad Name"' in refused.get_data(as_text=True)
+
+
 def test_rename_moves_the_capture_url(client):
     capture_id = client.post("/hooks/default").get_json()["id"]
     response = form_post(

@@ -415,15 +415,19 @@ def send_test(slug: str):
     event = request.form.get("event", "")
     encoding = request.form.get("encoding", "form")
     case = request.form.get("secret_case", "none")
+    refused = None
     if event not in catalog.EVENTS or encoding not in sender.ENCODINGS:
-        abort(400, description="Pick one of the documented events and an encoding.")
+        refused = "Pick one of the documented events and an encoding."
     secret = {
         "typed": request.form.get("secret") or None,
         "wrong": sender.wrong_secret(),
         "none": None,
     }.get(case)
     if case == "typed" and not secret:
-        abort(400, description="Type the key to send, or pick 'a wrong key' or 'no key'.")
+        refused = "Type the key to send, or pick 'a wrong key' or 'no key'."
+    if refused:
+        # 200, as for replay: htmx swaps only successful answers, and this is shown.
+        return render_template("partials/send_result.html", refused=refused)
     delivery = sender.build(event, secret=secret, encoding=encoding)
     target = _own_capture_url(inbox.slug, event)
     if target is not None:

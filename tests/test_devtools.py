@@ -858,17 +858,24 @@ def test_send_test_event_from_the_dashboard(client, runner, case, verdict):
     assert KEY not in html
 
 
-def test_send_test_event_refuses_unknown_events_and_a_missing_key(client):
+def test_send_test_event_refuses_unknown_events_and_a_missing_key_in_its_result(client):
+    # The answer replaces the last result (htmx swaps only a 200), so an old
+    # "Sent ..." line never stays beside a refusal.
     headers = {"X-CSRFToken": dashboard_token(client)}
+    before = client.get("/api/inboxes/default/stats").get_json()["total"]
     bad = client.post("/inboxes/default/send-test", data={"event": "NOPE"}, headers=headers)
-    assert bad.status_code == 400
+    assert bad.status_code == 200
+    assert "Not sent: Pick one of the documented events" in bad.get_data(as_text=True)
     no_key = client.post(
         "/inboxes/default/send-test",
         data={"event": "LEAD_CREATED", "secret_case": "typed", "secret": ""},
         headers=headers,
     )
-    assert no_key.status_code == 400
-    assert "Type the key" in no_key.get_data(as_text=True)
+    assert no_key.status_code == 200
+    html = no_key.get_data(as_text=True)
+    assert 'class="send-result bad"' in html
+    assert "Not sent: Type the key to send" in html
+    assert client.get("/api/inboxes/default/stats").get_json()["total"] == before
 
 
 def test_send_test_event_goes_over_http_under_gunicorn(live_server):

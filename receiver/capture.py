@@ -501,18 +501,28 @@ def stored_value(value: str) -> str:
     return f"{value[:STORED_VALUE_MAX]}… [cut: {len(value):,} characters in all; see the raw body]"
 
 
+_CUT = re.compile(r"… \[cut: ([\d,]+) characters in all; see the raw body\]\Z")
+
+# A body may carry hundreds of thousands of fields: the log names this many.
+LOG_PARAMS_MAX = 1000
+
+
 def fired_webhook_lines(params) -> list[str]:
     """The platform's test script's log: `Fired WebHook`, then `name: value` per
     parameter. Control characters are escaped so a value cannot forge lines."""
     lines = ["Fired WebHook"]
-    for _source, name, value in params:
+    for _source, name, value in params[:LOG_PARAMS_MAX]:
         lines.append(f"{_printable(name)}: {_printable(value)}")
+    if len(params) > LOG_PARAMS_MAX:
+        lines.append(f"… and {len(params) - LOG_PARAMS_MAX:,} more parameters")
     return lines
 
 
 def _printable(text: str, limit: int = 500) -> str:
     if len(text) > limit:
-        text = text[:limit] + f"… ({len(text)} characters)"
+        cut = _CUT.search(text) if len(text) > STORED_VALUE_MAX else None
+        total = int(cut.group(1).replace(",", "")) if cut else len(text)
+        text = text[:limit] + f"… ({total:,} characters)"
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

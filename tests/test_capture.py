@@ -686,6 +686,27 @@ def test_a_huge_parameter_value_is_stored_cut_and_the_body_whole(client, fetch):
     assert "raw body holds them whole" in stored["notes"]["params"]
 
 
+def test_the_log_gives_a_long_values_true_length_and_names_at_most_1000_fields(
+    client, caplog
+):
+    from receiver.capture import STORED_VALUE_MAX
+
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    note = "n" * (STORED_VALUE_MAX + 5000)
+    response = client.post("/hooks/default", data={"event": "LEAD_CREATED", "note": note})
+    logged = caplog.records[-1].getMessage().splitlines()
+    assert logged[2] == "note: " + "n" * 500 + f"… ({len(note):,} characters)"
+    # The page's copy of the log, from the stored (cut) value, says the same.
+    page = client.get(f"/inboxes/default/captures/{response.get_json()['id']}")
+    assert f"… ({len(note):,} characters)" in page.get_data(as_text=True)
+
+    fields = "&".join(f"f{n}=1" for n in range(5000))
+    client.post("/hooks/default", data=fields, content_type="application/x-www-form-urlencoded")
+    logged = caplog.records[-1].getMessage().splitlines()
+    assert len(logged) == 1 + 1000 + 1
+    assert logged[-1] == "… and 4,000 more parameters"
+
+
 def test_ids_are_handed_out_in_commit_order(app, client):
     # Another writer (another worker or app server) is mid-batch: it has its id
     # but has not committed. A delivery now must wait for it, and get a higher

@@ -64,6 +64,7 @@ def capture_document(capture: Capture, inbox: Inbox) -> dict:
         "received_at": iso(capture.received_at),
         "method": capture.method,
         "path": capture.path,
+        "raw_path": capture.raw_path,
         "subpath": capture.subpath,
         # latin-1 maps each byte to one character: `.encode("latin-1")` gives the bytes back.
         "query_string": capture.query_string.decode("latin-1"),

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from urllib.parse import quote
 
 from sqlalchemy import select
 
@@ -103,9 +104,14 @@ def har(inbox: Inbox, base_url: str) -> Iterator[str]:
     yield "]}}\n"
 
 
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
 def _har_entry(capture: Capture, base_url: str) -> dict:
-    query = capture.query_string.decode("latin-1")
-    url = base_url.rstrip("/") + capture.path + (f"?{query}" if query else "")
+    # The URL as sent: the path's own percent-encoding, and the query's bytes
+    # with anything but printable ASCII escaped, so the URL stays valid.
+    query = quote(capture.query_string, safe=_URL_SAFE)
+    url = base_url.rstrip("/") + capture.raw_path + (f"?{query}" if query else "")
     request = {
         "method": capture.method,
         "url": url,

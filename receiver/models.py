@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from urllib.parse import quote
 
 from sqlalchemy import (
     BigInteger,
@@ -116,6 +117,11 @@ class Capture(db.Model):
     header_list = _decoded("headers")
     param_list = _decoded("params")
     detail = _decoded("details")
+
+    @property
+    def raw_path(self) -> str:
+        """The path exactly as the request line had it, percent-encoding kept."""
+        return self.detail.get("raw_path") or quote(self.path)
 
     def header(self, name: str) -> str:
         """The first value of a header, by case-insensitive name; "" when absent."""

@@ -218,7 +218,11 @@ CAPTURE = obj(
         "inbox": STRING,
         "received_at": TIMESTAMP,
         "method": STRING,
-        "path": STRING,
+        "path": {"type": "string", "description": "Percent-decoded."},
+        "raw_path": {
+            "type": "string",
+            "description": "The path exactly as the request line had it, percent-encoding kept.",
+        },
         "subpath": STRING,
         "query_string": {
             "type": "string",

@@ -8,7 +8,6 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 from . import catalog
 from .capture import body_text, read_body
@@ -166,7 +165,7 @@ def event_view(capture: Capture) -> EventView:
 
 def curl_command(capture: Capture, base_url: str) -> str:
     """A shell command (bash) that sends the same request again, body byte for byte."""
-    url = base_url.rstrip("/") + (capture.detail.get("raw_path") or quote(capture.path))
+    url = base_url.rstrip("/") + capture.raw_path
     if capture.query_string:
         url += "?" + capture.query_string.decode("latin-1")
     parts = ["curl"]

@@ -973,6 +973,28 @@ def test_har_export_is_har_1_2(client):
         assert {"startedDateTime", "time", "request", "response", "cache", "timings"} <= set(entry)
 
 
+@pytest.mark.parametrize(
+    ("sent_path", "path"),
+    [
+        ("/hooks/default/a%2Fb", "/hooks/default/a/b"),
+        ("/hooks/default/q%3Fx", "/hooks/default/q?x"),
+        ("/hooks/default/sp%20ace", "/hooks/default/sp ace"),
+    ],
+)
+def test_the_path_as_sent_is_kept_beside_the_decoded_one(client, sent_path, path):
+    # a%2Fb and a/b are different requests; a HAR URL must be the one sent.
+    # WSGI hands the query over as its bytes read as latin-1: a raw é is two bytes.
+    query = b"y=%C3%A9&raw=\xc3\xa9".decode("latin-1")
+    response = client.post(sent_path, environ_overrides={"QUERY_STRING": query})
+    capture_id = response.get_json()["id"]
+    document = client.get(f"/api/captures/{capture_id}").get_json()
+    assert (document["path"], document["raw_path"]) == (path, sent_path)
+    (entry,) = json.loads(exported(client, "har").get_data())["log"]["entries"]
+    assert entry["request"]["url"] == f"http://localhost{sent_path}?y=%C3%A9&raw=%C3%A9"
+    (line,) = exported(client, "ndjson").get_data(as_text=True).splitlines()
+    assert json.loads(line)["raw_path"] == sent_path
+
+
 def test_empty_export_and_export_errors(client):
     assert exported(client, "ndjson").get_data() == b""
     assert json.loads(exported(client, "har").get_data())["log"]["entries"] == []

@@ -74,6 +74,9 @@ def capture(inbox: str, rest: str):
     if isinstance(prepared, Response):
         return prepared
     row, log_text, received, verdict = prepared
+    if received and row["path"] != req.path:
+        # gunicorn's access log prints PATH_INFO: never with a secret in it.
+        req.environ["PATH_INFO"] = row["path"]
     rejected = box.enforce_secret and not verdict.accepted
     # "Fail the first N deliveries": counted down atomically, so concurrent
     # deliveries fail exactly N times between them.
@@ -187,7 +190,10 @@ def _allow_cross_origin(response: Response, request: Request) -> None:
         # A preflight: allow what was asked for, for a day.
         response.status_code = 204
         response.set_data(b"")
-        response.headers["Access-Control-Allow-Methods"] = ", ".join(METHODS)
+        # Any method is captured, PROPFIND and the like too: allow what was asked.
+        response.headers["Access-Control-Allow-Methods"] = request.headers.get(
+            "Access-Control-Request-Method"
+        )
         asked = request.headers.get("Access-Control-Request-Headers")
         if asked:
             response.headers["Access-Control-Allow-Headers"] = asked

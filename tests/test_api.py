@@ -1128,6 +1128,11 @@ def test_cors_on_answers_preflights_and_allows_the_origin(client):
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    # Any method is captured, so any asked for is allowed.
+    unusual = client.options(
+        "/hooks/default/dav", headers={**origin, "Access-Control-Request-Method": "PROPFIND"}
+    )
+    assert unusual.headers["Access-Control-Allow-Methods"] == "PROPFIND"
     simple = client.post("/hooks/default", headers=origin)
     assert simple.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "X-Capture-Id" in simple.headers["Access-Control-Expose-Headers"]

@@ -64,6 +64,20 @@ def test_readme_curl_example_is_captured_logged_masked_and_readable(live_server)
     assert "Capture URL: http://127.0.0.1:" in log
 
 
+def test_the_access_log_never_shows_a_secret_sent_in_the_path(live_server):
+    key = "pathkey-" + "7f3a9c1e5b"
+    response = requests.post(
+        f"{live_server.url}/hooks/default/by/{key}/x", data={"secrettoken": key}, timeout=5
+    )
+    capture_id = response.json()["id"]
+    deadline = time.monotonic() + 5
+    while f"capture={capture_id} " not in live_server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = next(line for line in live_server.log().splitlines() if f"capture={capture_id} " in line)
+    assert 'path="/hooks/default/by/[secrettoken:' in line
+    assert key not in live_server.log()
+
+
 def test_headers_keep_their_case_order_and_repeats(live_server):
     body = b"event=LEAD_CREATED"
     answer = raw_request(

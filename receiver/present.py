@@ -68,10 +68,19 @@ def body_view(capture: Capture) -> BodyView:
     if not data:
         return BodyView("empty")
     decoded = _decoded_body(capture)
+    view = _view_of(decoded, capture.detail.get("json"))
+    if decoded is not data and decoded != data:
+        encoding = capture.header("content-encoding")
+        view.encoding_note = f"{encoding} decoded: {size(len(data))} received"
+    return view
+
+
+def _view_of(decoded: bytes, is_json: bool) -> BodyView:
     text = body_text(decoded)
-    if text is not None and capture.detail.get("json"):
+    if is_json:
         try:
-            pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            # From the bytes: JSON may come in UTF-16 or UTF-32, too.
+            pretty = json.dumps(json.loads(decoded), indent=2, ensure_ascii=False)
             # An unpaired surrogate (sent as a \ud800 escape) cannot be UTF-8:
             # show it escaped, as it was sent.
             pretty = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", pretty)

@@ -252,6 +252,33 @@ def test_a_body_with_unpaired_surrogate_escapes_is_shown_as_sent(client, content
     assert "\\udfff" in html  # escaped as in the body, not dropped or replaced
 
 
+def test_body_view_says_what_was_decoded_and_reads_utf16_json(client):
+    import gzip
+
+    body = gzip.compress(b'{"event": "LEAD_CREATED", "email": "a@example.com"}')
+    capture_id = client.post(
+        "/hooks/default",
+        data=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    ).get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert f"json · gzip decoded: {len(body)} B received" in html
+    assert "&#34;email&#34;: &#34;a@example.com&#34;" in html
+
+    utf16 = '{"event": "LEAD_CREATED", "name": "Zoë"}'.encode("utf-16")
+    capture_id = client.post(
+        "/hooks/default", data=utf16, content_type="application/json"
+    ).get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert "&#34;name&#34;: &#34;Zoë&#34;" in html
+
+
+def test_a_documented_event_without_its_parameters_says_so(client):
+    capture_id = client.get("/hooks/default/QR_CODE_SCANNED?secrettoken=x").get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert "None of this event's parameters were sent." in html
+
+
 def test_pages_carry_a_strict_content_security_policy(client):
     response = client.get("/inboxes/default")
     policy = response.headers["Content-Security-Policy"]

@@ -44,6 +44,11 @@ loglevel = os.environ.get("RECEIVER_LOG_LEVEL", "info")
 # Without a proxy in front, gunicorn itself must not trust forwarded headers;
 # the app applies RECEIVER_TRUSTED_PROXIES.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# gunicorn's control socket (for gunicornc) is one path per user by default, so
+# a second instance on the machine takes it from the first. Off unless a path
+# is given.
+control_socket = os.environ.get("RECEIVER_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 
 wire.install()
 

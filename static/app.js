@@ -57,6 +57,15 @@
     status.textContent = state;
   }
 
+  // Filtered URLs name only the filters in use (no ?q=&event=&...).
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (!event.detail.elt || event.detail.elt.id !== "filters") return;
+    var data = event.detail.formData;
+    Array.from(data.keys()).forEach(function (name) {
+      if (data.get(name) === "") data.delete(name);
+    });
+  });
+
   // While paused, the live fetch of new rows is skipped; the cursor stays put,
   // so resuming fetches everything that arrived meanwhile.
   document.addEventListener("htmx:confirm", function (event) {

@@ -337,6 +337,14 @@ def test_event_type_filter_and_all(watched, live_server):
         expect(page.locator(f"#capture-{capture_id}")).to_be_visible()
     assert len(set(page.locator("tr.capture-row .badge.event").all_inner_texts())) > 1
 
+    # The filter form's URL names only the filters in use.
+    page.select_option("#filters select[name=event]", "JOB_FINISHED")
+    expect(page).to_have_url(f"{live_server.url}/inboxes/default?event=JOB_FINISHED")
+    expect(page.locator(f"#capture-{expired[0]}")).to_have_count(0)
+    page.select_option("#filters select[name=event]", "")
+    expect(page).to_have_url(f"{live_server.url}/inboxes/default")
+    expect(page.locator(f"#capture-{expired[0]}")).to_be_visible()
+
 
 # --- the detail pane ---
 

@@ -67,12 +67,36 @@ def body_view(capture: Capture) -> BodyView:
     data = capture.body
     if not data:
         return BodyView("empty")
-    decoded = _decoded_body(capture)
-    view = _view_of(decoded, capture.detail.get("json"))
+    stored = _stored_body(capture)
+    decoded = stored.decoded
+    if stored.parts and any(part.filename is not None for part in stored.parts):
+        view = _multipart_view(stored)
+    else:
+        view = _view_of(decoded, capture.detail.get("json"))
     if decoded is not data and decoded != data:
         encoding = capture.header("content-encoding")
         view.encoding_note = f"{encoding} decoded: {size(len(data))} received"
     return view
+
+
+def _multipart_view(body) -> BodyView:
+    """A multipart body with files, part by part: text shown, binary named
+    (each part downloads whole, and the raw body byte for byte)."""
+    lines = []
+    for part in body.parts:
+        data = body.files.get(part.index, b"")
+        head = f"── part {part.index}: {part.name or '(no name)'}"
+        if part.filename is not None:
+            head += f", file {part.filename or '(no name)'}"
+        if part.content_type:
+            head += f", {part.content_type}"
+        lines.append(f"{head}, {size(len(data))}")
+        text = body_text(data)
+        if text is not None and _mostly_printable(text):
+            lines.append(text)
+        else:
+            lines.append(f"[binary, {size(len(data))}: download the part]")
+    return _text_view("multipart", "\n".join(lines))
 
 
 def _view_of(decoded: bytes, is_json: bool) -> BodyView:
@@ -124,10 +148,6 @@ def _stored_body(capture: Capture):
         capture.header("content-encoding"),
         limit=len(capture.body) * 20 + 1024,
     )
-
-
-def _decoded_body(capture: Capture) -> bytes:
-    return _stored_body(capture).decoded
 
 
 def part_bytes(capture: Capture, index: int) -> bytes | None:

@@ -273,6 +273,23 @@ def test_body_view_says_what_was_decoded_and_reads_utf16_json(client):
     assert "&#34;name&#34;: &#34;Zoë&#34;" in html
 
 
+def test_a_multipart_body_with_a_file_is_shown_part_by_part(client):
+    capture_id = client.post(
+        "/hooks/default",
+        data={
+            "event": "LEAD_CREATED",
+            "photo": (io.BytesIO(b"\x89PNG\r\n\x1a\n" + bytes(range(256))), "p.png", "image/png"),
+            "notes": (io.BytesIO(b"line one\nline two"), "notes.txt", "text/plain"),
+        },
+        content_type="multipart/form-data",
+    ).get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert "Body <small>multipart" in html
+    assert "── part 0: event, text/plain, 12 B\nLEAD_CREATED" in html
+    assert "── part 1: photo, file p.png, image/png, 264 B\n[binary, 264 B: download" in html
+    assert "file notes.txt, text/plain, 17 B\nline one\nline two" in html
+
+
 def test_a_documented_event_without_its_parameters_says_so(client):
     capture_id = client.get("/hooks/default/QR_CODE_SCANNED?secrettoken=x").get_json()["id"]
     html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)

@@ -47,10 +47,18 @@ def bodies(size: int) -> dict[str, tuple[str, bytes]]:
     field = "x" * (size - 100)
     form = f"event=QR_CODE_SCANNED&secrettoken=s3cr3t-key&note={field}".encode()
     document = json.dumps({"event": "LEAD_CREATED", "secrettoken": "s3cr3t-key", "note": field})
+    upload = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="event"\r\n\r\nLEAD_CREATED\r\n'
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="f.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n"
+        + binary[: size - 300]
+        + b"\r\n--b0undary--\r\n"
+    )
     return {
         "binary (application/octet-stream)": ("application/octet-stream", binary),
         "form-encoded, one large field": ("application/x-www-form-urlencoded", form),
         "JSON, one large string": ("application/json", document.encode()),
+        "multipart, one binary file": ("multipart/form-data; boundary=b0undary", upload),
     }
 
 

@@ -9,6 +9,7 @@ is something to show, not an error of ours.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 import zlib
@@ -33,6 +34,7 @@ FORM, QUERY, JSON_BODY = "post", "get", "json"
 # MAX_CONTENT_LENGTH while it is read.
 MAX_DECODED_FACTOR = 20  # a gzip body may inflate to 20x the body limit, no more
 MAX_FORM_PARTS = 100_000
+MULTIPART_PIECE = 64 * 1024
 
 JSON_TYPES = ("application/json", "text/json")
 
@@ -64,7 +66,8 @@ class Body:
     mimetype: str
     form: list[tuple[str, str]] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
-    files: dict[int, bytes] = field(default_factory=dict)  # part index -> its exact bytes
+    # part index -> its exact bytes (a bytearray: one copy of a large file, not two)
+    files: dict[int, bytes | bytearray] = field(default_factory=dict)
     json: object = None
     has_json: bool = False
     # A JSON body in UTF-16 or UTF-32 (JSON allows them): its codec, else None.
@@ -302,27 +305,38 @@ def _read_multipart(body: Body, options: dict[str, str]) -> None:
         body.notes["multipart"] = "multipart/form-data without a boundary; body not parsed."
         return
     decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=MAX_FORM_PARTS)
-    decoder.receive_data(body.decoded)
-    decoder.receive_data(None)
-    parts: list[tuple[str | None, str | None, str, bytes]] = []
+    # Fed a piece at a time, so the decoder's buffer stays small: a large file
+    # costs its own bytes once more, not twice.
+    view = memoryview(body.decoded)
+    pieces = itertools.chain(
+        (view[start : start + MULTIPART_PIECE] for start in range(0, len(view), MULTIPART_PIECE)),
+        [None],  # the end of the body
+    )
+    parts: list[tuple[str | None, str | None, str, bytearray]] = []
     try:
         head: Field | File | None = None
-        chunks: list[bytes] = []
+        data = bytearray()
         while True:
             event = decoder.next_event()
-            if isinstance(event, (Epilogue, NeedData)):
+            if isinstance(event, NeedData):
+                piece = next(pieces, False)
+                if piece is False:
+                    break  # pragma: no cover - the decoder raises on a cut body
+                decoder.receive_data(piece)
+                continue
+            if isinstance(event, Epilogue):
                 break
             if isinstance(event, (Field, File)):
-                head, chunks = event, []
+                head, data = event, bytearray()
             elif isinstance(event, Data) and head is not None:
-                chunks.append(event.data)
+                data += event.data
                 if not event.more_data:
                     filename = head.filename if isinstance(head, File) else None
                     content_type = head.headers.get("Content-Type") or (
                         "text/plain" if filename is None else ""
                     )
-                    parts.append((head.name, filename, content_type, b"".join(chunks)))
-                    head, chunks = None, []
+                    parts.append((head.name, filename, content_type, data))
+                    head, data = None, bytearray()
     except (ValueError, RequestEntityTooLarge) as exc:
         body.notes["multipart"] = f"Multipart body could not be parsed: {_describe(exc)}"
         return

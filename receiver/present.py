@@ -152,7 +152,8 @@ def _stored_body(capture: Capture):
 
 def part_bytes(capture: Capture, index: int) -> bytes | None:
     """A multipart part's exact bytes, read again from the stored body."""
-    return _stored_body(capture).files.get(index)
+    data = _stored_body(capture).files.get(index)
+    return None if data is None else bytes(data)
 
 
 @dataclass

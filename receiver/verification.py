@@ -85,7 +85,13 @@ def received_secrets(values: dict[str, list[str]]) -> list[str]:
 
 
 def verify(key: str, values: dict[str, list[str]], expected: list[Expected]) -> Verdict:
-    """The verdict for a delivery's parameters against an inbox's expected secrets."""
+    """The verdict for a delivery's parameters against an inbox's expected secrets.
+
+    A delivery that carries several different keys (a repeated form field or
+    JSON key) is verified only if every one of them is expected: receivers
+    disagree on which one counts (PHP and JSON readers take the last, many
+    others the first), so none may be a wrong key.
+    """
     received = received_secrets(values)
     if not expected:
         if received:
@@ -93,20 +99,24 @@ def verify(key: str, values: dict[str, list[str]], expected: list[Expected]) -> 
         return Verdict(NOT_CONFIGURED)
     if not received:
         return Verdict(MISSING)
-    secret = received[0]
+    user = (values.get("user") or [""])[0]
+    matches = [_match(key, secret, user, expected) for secret in received]
+    for secret, match in zip(received, matches, strict=True):
+        if match is None:
+            return Verdict(MISMATCH, fingerprint=fingerprint(key, secret))
+    return Verdict(VERIFIED, label=matches[0].label, fingerprint=fingerprint(key, received[0]))
+
+
+def _match(key: str, secret: str, user: str, expected: list[Expected]) -> Expected | None:
     candidate = digest(key, secret)
-    users = values.get("user") or [""]
     match: Expected | None = None
     # Compare against every expected digest, whatever matched earlier, so the
     # time taken does not depend on which (if any) key matched.
     for item in expected:
         same = hmac.compare_digest(candidate, item.digest)
-        if same and match is None and (item.user is None or item.user == users[0]):
+        if same and match is None and (item.user is None or item.user == user):
             match = item
-    fp = fingerprint(key, secret)
-    if match is None:
-        return Verdict(MISMATCH, fingerprint=fp)
-    return Verdict(VERIFIED, label=match.label, fingerprint=fp)
+    return match
 
 
 class Redactor:

@@ -512,6 +512,13 @@ def carrier_json_utf32_be(client, secret):
     )
 
 
+def carrier_text_utf16_key_in_query(client, secret):
+    """A UTF-16 text body (with its byte-order mark) that echoes the key sent in the query."""
+    query = urlencode(delivery(secrettoken=secret))
+    body = f"note: the key is {secret}".encode("utf-16")
+    return client.post(f"/hooks/default?{query}", data=body, content_type="text/plain")
+
+
 def carrier_json_repeated_key(client, secret):
     """The key twice in one object: JSON readers keep the last; both are masked."""
     fields = json.dumps(dict(delivery(secrettoken=secret)))[1:-1]
@@ -574,6 +581,7 @@ CARRIERS = {
     "json, UTF-16 with BOM": carrier_json_utf16,
     "json, UTF-32 big-endian": carrier_json_utf32_be,
     "json, key repeated": carrier_json_repeated_key,
+    "UTF-16 text, key in the query": carrier_text_utf16_key_in_query,
     "form, media type in capitals": carrier_form_capital_media_type,
     "multipart field": carrier_multipart,
 }
@@ -599,24 +607,43 @@ def test_received_secret_is_verified_and_never_kept(
     assert_secret_hidden(secret, document, database_url, caplog.text)
 
 
-def test_a_json_key_sent_twice_with_different_values_hides_both(
-    runner, client, fetch, database_url, caplog
+@pytest.mark.parametrize("order", ["right first", "wrong first"])
+@pytest.mark.parametrize("carrier", ["json", "form"])
+def test_a_key_sent_twice_with_different_values_is_a_mismatch_and_both_are_hidden(
+    runner, client, fetch, database_url, caplog, order, carrier
 ):
-    # JSON readers keep the last of repeated keys; the receiver lists every
-    # value, checks the first (as for a repeated form field) and masks them all.
+    # Receivers disagree on which of a repeated key counts (JSON readers and
+    # PHP take the last): a delivery that carries a wrong one is not verified,
+    # whichever comes first, and every value is masked.
     add_secret(runner, "prod", KEY)
+    enforce(runner, "on")
     caplog.set_level(logging.INFO, logger="receiver.hooks")
-    fields = json.dumps(dict(delivery(secrettoken=KEY)))[1:-1]
-    body = "{" + fields + ', "secrettoken": "' + OTHER_KEY + '"}'
-    response = client.post("/hooks/default", data=body, content_type="application/json")
+    first, second = (KEY, OTHER_KEY) if order == "right first" else (OTHER_KEY, KEY)
+    if carrier == "json":
+        fields = json.dumps(dict(delivery(secrettoken=first)))[1:-1]
+        body = "{" + fields + ', "secrettoken": "' + second + '"}'
+        response = client.post("/hooks/default", data=body, content_type="application/json")
+    else:
+        body = urlencode([*delivery(secrettoken=first), ("secrettoken", second)])
+        response = client.post("/hooks/default", data=body, content_type=FORM_TYPE)
+    assert response.status_code == 401
     document = fetch(capture_id(response))
-    assert document["secret"]["verdict"] == "verified"
+    assert document["secret"]["verdict"] == "mismatch"
     sent = [p["value"] for p in document["params"] if p["name"] == "secrettoken"]
     assert len(sent) == 2 and all(v.startswith("[secrettoken:") for v in sent)
-    assert sent[0] != sent[1]
-    assert "secrettoken" in document["notes"]["json_keys"]
+    if carrier == "json":
+        assert "secrettoken" in document["notes"]["json_keys"]
     for secret in (KEY, OTHER_KEY):
         assert_secret_hidden(secret, document, database_url, caplog.text)
+
+
+def test_a_key_sent_twice_verifies_when_both_are_expected(runner, client, fetch):
+    add_secret(runner, "prod", KEY)
+    add_secret(runner, "next", OTHER_KEY)
+    document = fetch(
+        capture_id(post_form(client, [*delivery(secrettoken=KEY), ("secrettoken", OTHER_KEY)]))
+    )
+    assert (document["secret"]["verdict"], document["secret"]["label"]) == ("verified", "prod")
 
 
 @pytest.mark.parametrize("kind", list(SECRETS))

@@ -13,6 +13,7 @@ import itertools
 import json
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote_to_bytes, urlsplit
@@ -34,7 +35,7 @@ FORM, QUERY, JSON_BODY = "post", "get", "json"
 # MAX_CONTENT_LENGTH while it is read.
 MAX_DECODED_FACTOR = 20  # a gzip body may inflate to 20x the body limit, no more
 MAX_FORM_PARTS = 100_000
-MULTIPART_PIECE = 64 * 1024
+MULTIPART_PIECE = 256 * 1024
 
 JSON_TYPES = ("application/json", "text/json")
 
@@ -70,8 +71,9 @@ class Body:
     files: dict[int, bytes | bytearray] = field(default_factory=dict)
     json: object = None
     has_json: bool = False
-    # A JSON body in UTF-16 or UTF-32 (JSON allows them): its codec, else None.
-    json_encoding: str | None = None
+    # A body in UTF-16 or UTF-32 (JSON, or text with a byte-order mark): its
+    # codec, else None. Keys in it are masked as text, not as bytes.
+    wide_encoding: str | None = None
     notes: dict[str, str] = field(default_factory=dict)  # parse problems, by topic
 
 
@@ -225,7 +227,25 @@ def read_body(raw: bytes, content_type: str, content_encoding: str, limit: int) 
     elif mimetype == "multipart/form-data":
         _read_multipart(body, options)
     _read_json(body)
+    if body.wide_encoding is None:
+        body.wide_encoding = _bom_encoding(body.decoded)
     return body
+
+
+def _bom_encoding(data: bytes) -> str | None:
+    """utf-16 or utf-32 when the data starts with its byte-order mark and reads
+    as text in it."""
+    if data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        encoding = "utf-32"
+    elif data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = "utf-16"
+    else:
+        return None
+    try:
+        data.decode(encoding, "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+    return encoding
 
 
 def _decode(raw: bytes, content_encoding: str, limit: int, notes: dict[str, str]) -> bytes:
@@ -256,35 +276,85 @@ def _decode(raw: bytes, content_encoding: str, limit: int, notes: dict[str, str]
     return data
 
 
+_INFLATE_STEP = (256, 1 << 20)  # input fed per call: first, and at most
+GZIP_MEMBERS_MAX = 1000  # real senders send one; `cat`-ed files a few
+
+
 def _inflate(data: bytes, wbits: int, coding: str, limit: int, notes: dict[str, str]):
     """One coding undone, or None (with a note) when it cannot be. A gzip body
-    may hold several members, read one after another as `gzip -d` does."""
-    pieces: list[bytes] = []
-    size = 0
-    while True:
+    may hold several members, read one after another as `gzip -d` does.
+
+    Input goes in growing pieces, so what zlib hands back unread after a
+    member ends is a piece's rest, not the body's: a body of many tiny
+    members costs time in proportion to its size.
+    """
+    view = memoryview(data)
+    members: list[bytes] = []
+    size = pos = 0
+    while pos < len(view):
+        if len(members) == GZIP_MEMBERS_MAX:
+            notes["encoding"] = (
+                f"Decoded the first {GZIP_MEMBERS_MAX:,} gzip members only; the raw body "
+                "keeps the rest."
+            )
+            return b"".join(members)
+        start, out, step = pos, [], _INFLATE_STEP[0]
         inflater = zlib.decompressobj(wbits)
-        out = inflater.decompress(data, limit - size + 1)
-        if not inflater.unconsumed_tail:
-            out += inflater.flush()
-        if inflater.unconsumed_tail or size + len(out) > limit:
-            notes["encoding"] = (
-                f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
-            )
-            return None
-        if not inflater.eof:
-            notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
-            return None
-        pieces.append(out)
-        size += len(out)
-        data = inflater.unused_data
-        if not data:
-            return b"".join(pieces)
-        if wbits <= zlib.MAX_WBITS or data[:2] != b"\x1f\x8b":
-            notes["encoding"] = (
-                f"{len(data)} byte(s) after the end of the {coding} data are not part of it: "
-                "shown decoded without them; the raw body keeps them."
-            )
-            return b"".join(pieces)
+        try:
+            while not inflater.eof and pos < len(view):
+                piece = view[pos : pos + step]
+                produced = inflater.decompress(piece, limit - size + 1)
+                size += len(produced)
+                if inflater.unconsumed_tail or size > limit:
+                    notes["encoding"] = (
+                        f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
+                    )
+                    return None
+                out.append(produced)
+                pos += len(piece) - len(inflater.unused_data)
+                step = min(step * 2, _INFLATE_STEP[1])
+            ended = inflater.eof
+        except zlib.error:
+            if start == 0:
+                raise
+            ended = False
+        if not ended:
+            if start == 0:
+                notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
+                return None
+            pos = start  # a later "member" that is not one: trailing bytes
+            break
+        members.append(b"".join(out))
+        if pos < len(view) and (wbits <= zlib.MAX_WBITS or view[pos : pos + 2] != b"\x1f\x8b"):
+            break  # deflate is one stream; after gzip, only another member may follow
+    if pos < len(view):
+        notes["encoding"] = (
+            f"{len(view) - pos} byte(s) after the end of the {coding} data are not part of it: "
+            "shown decoded without them; the raw body keeps them."
+        )
+    return b"".join(members)
+
+
+_BOMS = {
+    "utf-16": (b"\xfe\xff", "utf-16-be", "utf-16-le"),
+    "utf-32": (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32-le"),
+}
+
+
+def recode_text(data: bytes, encoding: str, change: Callable[[str], str]) -> bytes:
+    """A body in a UTF-16 or UTF-32 encoding (as `json.detect_encoding` names
+    it) changed as text and written back in the same encoding, byte-order
+    mark and all; `data` itself when the text does not change."""
+    bom = b""
+    if encoding in _BOMS:
+        big_endian, be_codec, le_codec = _BOMS[encoding]
+        bom = data[: len(big_endian)]
+        encoding = be_codec if bom == big_endian else le_codec
+    text = data[len(bom) :].decode(encoding, "surrogatepass")
+    changed = change(text)
+    if changed == text:
+        return data
+    return bom + changed.encode(encoding, "surrogatepass")
 
 
 def encode(data: bytes, content_encoding: str) -> bytes:
@@ -304,7 +374,6 @@ def _read_multipart(body: Body, options: dict[str, str]) -> None:
     if not boundary:
         body.notes["multipart"] = "multipart/form-data without a boundary; body not parsed."
         return
-    decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=MAX_FORM_PARTS)
     # Fed a piece at a time, so the decoder's buffer stays small: a large file
     # costs its own bytes once more, not twice.
     view = memoryview(body.decoded)
@@ -314,6 +383,8 @@ def _read_multipart(body: Body, options: dict[str, str]) -> None:
     )
     parts: list[tuple[str | None, str | None, str, bytearray]] = []
     try:
+        # A boundary given as boundary*=UTF-8''... may not be latin-1 (ValueError).
+        decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=MAX_FORM_PARTS)
         head: Field | File | None = None
         data = bytearray()
         while True:
@@ -370,7 +441,7 @@ def _read_json(body: Body) -> None:
         return
     try:
         repeated: list[str] = []
-        body.json = json.loads(body.decoded, object_pairs_hook=_object(repeated))
+        body.json = json.loads(body.decoded, object_pairs_hook=noting_repeats(repeated))
         body.has_json = True
         if repeated:
             names = ", ".join(sorted({_shown_name(name) for name in repeated})[:10])
@@ -380,7 +451,7 @@ def _read_json(body: Body) -> None:
             )
         encoding = json.detect_encoding(body.decoded)
         if encoding.startswith(("utf-16", "utf-32")):
-            body.json_encoding = encoding
+            body.wide_encoding = encoding
         # Only a \u escape can spell an unpaired UTF-16 surrogate, which no
         # UTF-8 text (the database's, a page's) can hold.
         if b"\\u" in body.decoded and _SURROGATE.search(json_text(body.json)):
@@ -408,7 +479,10 @@ class JSONObject(dict):
     pairs: list[tuple[str, object]]
 
 
-def _object(repeated: list[str]):
+def noting_repeats(repeated: list[str]):
+    """A json.loads object hook: dicts as usual, a JSONObject where keys repeat
+    (their names added to `repeated`)."""
+
     def build(pairs: list[tuple[str, object]]) -> dict:
         obj = dict(pairs)
         if len(obj) == len(pairs):
@@ -460,6 +534,12 @@ def parse_pairs(data: bytes) -> list[tuple[str, str]]:
         return []
     if len(data) <= IN_PLACE_OVER:
         pairs = []
+        if data.isascii():  # the usual case: text all along, decoded once
+            for item in data.decode("ascii").split("&"):
+                if item:
+                    name, _, value = item.partition("=")
+                    pairs.append((_unquote_ascii(name), _unquote_ascii(value)))
+            return pairs
         for item in data.split(b"&"):
             if item:
                 name, _, value = item.partition(b"=")
@@ -486,6 +566,14 @@ def _field(data: bytes, view: memoryview, start: int, end: int) -> str:
     if data.find(b"%", start, end) < 0 and data.find(b"+", start, end) < 0:
         return str(view[start:end], "utf-8", "replace")
     return _unquote_plus(data[start:end])
+
+
+def _unquote_ascii(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    return unquote_to_bytes(text).decode("utf-8", "replace")
 
 
 def _unquote_plus(raw: bytes) -> str:

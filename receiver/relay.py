@@ -29,7 +29,7 @@ from sqlalchemy import select
 from werkzeug.http import parse_options_header
 
 from . import outbound
-from .capture import JSON_TYPES, encode, read_body
+from .capture import JSON_TYPES, encode, read_body, recode_text
 from .documents import iso
 from .extensions import db
 from .models import Capture, Inbox, RelayAttempt
@@ -124,9 +124,16 @@ def _body_with_secret(capture: Capture, secret: str) -> bytes:
     encoding = capture.header("content-encoding")
     # A compressed body is unmasked in its decoded form, then compressed again.
     body = read_body(capture.body, capture.content_type, encoding, 20 * len(capture.body) + 1024)
-    if not MASK_BYTES.search(body.decoded):
+    if body.wide_encoding:  # UTF-16 or UTF-32 JSON, masked as text in its own encoding
+        unmasked = recode_text(
+            body.decoded, body.wide_encoding, lambda text: MASK.sub(lambda _mask: spelled, text)
+        )
+        if unmasked is body.decoded:
+            return capture.body
+    elif not MASK_BYTES.search(body.decoded):
         return capture.body
-    unmasked = MASK_BYTES.sub(lambda _mask: spelled.encode(), body.decoded)
+    else:
+        unmasked = MASK_BYTES.sub(lambda _mask: spelled.encode(), body.decoded)
     if body.decoded is capture.body:
         return unmasked
     return encode(unmasked, encoding)

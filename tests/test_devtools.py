@@ -492,6 +492,18 @@ def test_replay_with_a_key_changes_nothing_else(app, client, ctx, target):
     assert received.body == delivery.body
 
 
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32-be"])
+def test_replay_restores_the_key_in_a_utf16_or_utf32_json_body(app, client, ctx, target, codec):
+    document = {"event": "LEAD_CREATED", "secrettoken": ODD_KEY, "name": "Zoë"}
+    sent = json.dumps(document, ensure_ascii=False).encode(codec)
+    response = client.post("/hooks/default", data=sent, content_type="application/json")
+    capture = db.session.get(Capture, response.get_json()["id"])
+    assert capture.body != sent  # stored masked, in its own encoding
+    relay.replay(capture, target.url, secret=ODD_KEY)
+    (received,) = target.requests
+    assert received.body == sent
+
+
 def test_replay_refuses_a_key_with_control_characters(app, client, ctx, target):
     capture = db.session.get(Capture, client.post("/hooks/default").get_json()["id"])
     with pytest.raises(ValueError, match="control characters"):

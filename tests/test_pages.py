@@ -290,6 +290,16 @@ def test_a_multipart_body_with_a_file_is_shown_part_by_part(client):
     assert "file notes.txt, text/plain, 17 B\nline one\nline two" in html
 
 
+def test_a_json_body_with_repeated_keys_is_shown_as_sent(client):
+    body = b'{"a": "first-value", "a": "second-value"}'
+    capture_id = client.post(
+        "/hooks/default", data=body, content_type="application/json"
+    ).get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    shown = html.split('<pre class="body-view json">', 1)[1].split("</pre>", 1)[0]
+    assert "first-value" in shown and "second-value" in shown
+
+
 def test_a_documented_event_without_its_parameters_says_so(client):
     capture_id = client.get("/hooks/default/QR_CODE_SCANNED?secrettoken=x").get_json()["id"]
     html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)

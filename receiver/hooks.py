@@ -14,7 +14,7 @@ from datetime import UTC, timedelta
 
 from flask import Blueprint, Request, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from . import catalog, metrics, relay, storage
 from .capture import (
@@ -23,13 +23,16 @@ from .capture import (
     encode,
     fired_webhook_lines,
     json_text,
+    parse_pairs,
     read_request,
+    recode_text,
     stored_value,
 )
 from .errors import error_response, handle_http_error
 from .extensions import csrf, db
 from .verification import (
     MAX_RECEIVED_SECRETS,
+    SECRET_PARAM,
     Redactor,
     Verdict,
     received_secrets,
@@ -57,6 +60,30 @@ def capture(inbox: str, rest: str):
     # The real objects, not the context-local proxies: this is the hot path.
     app = current_app._get_current_object()
     req = request._get_current_object()
+    try:
+        return _capture(app, req, inbox, rest)
+    finally:
+        _hide_secrets_from_access_log(app, req)
+
+
+def _hide_secrets_from_access_log(app, req: Request) -> None:
+    """gunicorn's access log prints PATH_INFO: mask any key the delivery
+    carried in it, whatever the answer (a refused delivery's keys are those
+    of its query string)."""
+    redactor = req.environ.get(_REDACTOR)
+    if redactor is None and SECRET_PARAM.encode() in req.query_string.lower():
+        query = [value for name, value in parse_pairs(req.query_string) if name == SECRET_PARAM]
+        redactor = Redactor(app.config["SECRET_KEY"], received_secrets({SECRET_PARAM: query}))
+    if redactor:
+        masked = redactor.text(req.path)
+        if masked != req.path:
+            req.environ["PATH_INFO"] = masked
+
+
+_REDACTOR = "receiver.redactor"  # the delivery's, once its keys are known
+
+
+def _capture(app, req: Request, inbox: str, rest: str):
     config = app.config
     box = storage.inbox_config(inbox, config["RECEIVER_SETTINGS_CACHE_SECONDS"])
     if box is None:
@@ -74,9 +101,6 @@ def capture(inbox: str, rest: str):
     if isinstance(prepared, Response):
         return prepared
     row, log_text, received, verdict = prepared
-    if received and row["path"] != req.path:
-        # gunicorn's access log prints PATH_INFO: never with a secret in it.
-        req.environ["PATH_INFO"] = row["path"]
     rejected = box.enforce_secret and not verdict.accepted
     # "Fail the first N deliveries": counted down atomically, so concurrent
     # deliveries fail exactly N times between them.
@@ -139,7 +163,8 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
         )
     key = config["SECRET_KEY"]
     verdict = verify(key, values, list(box.expected))
-    row, params = build_row(reading, box.id, verdict, Redactor(key, received), config)
+    redactor = req.environ[_REDACTOR] = Redactor(key, received)
+    row, params = build_row(reading, box.id, verdict, redactor, config)
     # One record, so lines from concurrent deliveries never interleave.
     log_text = "\n".join(fired_webhook_lines(params)) if config["RECEIVER_LOG_CAPTURES"] else ""
     return row, log_text, received, verdict
@@ -205,7 +230,7 @@ def capture_any_slashes(exc: NotFound):
     """`/hooks/<inbox>/` and sub-paths that start with or are only slashes."""
     target = _slashed_target()
     if target is not None:
-        return capture(*target)
+        return _capture_from_handler(*target)
     return handle_http_error(exc)
 
 
@@ -219,11 +244,20 @@ def capture_unusual_method(exc: MethodNotAllowed):
         except NotFound:
             target = _slashed_target()
             if target is not None:
-                return capture(*target)
+                return _capture_from_handler(*target)
             endpoint, args = "", {}
         if endpoint == "hooks.capture":
-            return capture(**args)
+            return _capture_from_handler(**args)
     return handle_http_error(exc)
+
+
+def _capture_from_handler(inbox: str, rest: str):
+    """capture() called from an error handler, where Flask handles no further
+    error: a 413 or 400 from reading the body is answered here."""
+    try:
+        return capture(inbox, rest)
+    except HTTPException as exc:
+        return handle_http_error(exc)
 
 
 def _slashed_target() -> tuple[str, str] | None:
@@ -322,7 +356,7 @@ def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[st
     if not redactor:
         return raw, {}
     decoded = reading.body.decoded
-    encoding = reading.body.json_encoding
+    encoding = reading.body.wide_encoding
     if decoded is raw or decoded == raw:
         return _masked(raw, encoding, redactor), {}
     masked = _masked(decoded, encoding, redactor)
@@ -333,31 +367,13 @@ def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[st
     return data, {"redaction": note}
 
 
-_BOMS = {
-    "utf-16": (b"\xfe\xff", "utf-16-be", "utf-16-le"),
-    "utf-32": (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32-le"),
-}
-
-
 def _masked(data: bytes, encoding: str | None, redactor: Redactor) -> bytes:
     """Bytes with every received secret masked. A UTF-16 or UTF-32 JSON body is
-    masked as text and written back in its own encoding, byte-order mark kept:
-    byte patterns only know the ASCII-based spellings."""
+    masked as text and written back in its own encoding: byte patterns only
+    know the ASCII-based spellings."""
     if not encoding:
         return redactor.data(data)
-    bom = b""
-    if encoding in _BOMS:
-        big_endian, be_codec, le_codec = _BOMS[encoding]
-        bom = data[: len(big_endian)]
-        encoding = be_codec if bom == big_endian else le_codec
-    try:
-        text = data[len(bom) :].decode(encoding, "surrogatepass")
-    except UnicodeDecodeError:  # pragma: no cover - json.loads read it
-        return redactor.data(data)
-    masked = redactor.text(text)
-    if masked == text:
-        return data
-    return bom + masked.encode(encoding, "surrogatepass")
+    return recode_text(data, encoding, redactor.text)
 
 
 def _dedupe_key(event_type: str, first: dict[str, str]) -> str | None:

@@ -75,6 +75,17 @@ def test_the_access_log_never_shows_a_secret_sent_in_the_path(live_server):
         time.sleep(0.05)
     line = next(line for line in live_server.log().splitlines() if f"capture={capture_id} " in line)
     assert 'path="/hooks/default/by/[secrettoken:' in line
+    # Refused deliveries too: an unknown inbox, a body over the limit.
+    for url, body in (
+        (f"/hooks/no-such-inbox/{key}/x", b""),
+        (f"/hooks/default/{key}/big", b"x" * (10 * 1024 * 1024 + 1)),
+    ):
+        answer = requests.post(f"{live_server.url}{url}?secrettoken={key}", data=body, timeout=30)
+        assert answer.status_code in (404, 413)
+    deadline = time.monotonic() + 5
+    while live_server.log().count("status=413") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 'path="/hooks/no-such-inbox/[secrettoken:' in live_server.log()
     assert key not in live_server.log()
 
 

@@ -51,3 +51,34 @@ def test_upgrading_sqlite_to_autoincrement_ids_keeps_captures_and_their_relay_lo
     with app.app_context():
         downgrade(revision="0003_dedupe_index")
     assert _ids(path) == [1, 2, 4]
+
+
+def test_the_upgrade_leaves_foreign_keys_on_and_tolerates_rows_already_orphaned(tmp_path):
+    path = tmp_path / "orphaned.sqlite3"
+    app = make_app(f"sqlite:///{path}")
+    with app.app_context():
+        upgrade(revision="0003_dedupe_index")
+        ensure_default_inbox()
+    client = app.test_client()
+    client.post("/hooks/default", data={"event": "LEAD_CREATED"})
+    # A relay attempt whose capture was deleted with foreign keys off (the
+    # sqlite3 shell's default): already broken before the upgrade.
+    with sqlite3.connect(path) as con:
+        con.execute(
+            "INSERT INTO relay_attempt (capture_id, kind, target, attempt, started_at, "
+            "response_headers, response_body) VALUES (99, 'replay', 'http://x', 1, "
+            "'2026-12-01 00:00:00', '[]', x'')"
+        )
+    with app.app_context():
+        upgrade()
+        from receiver.extensions import db
+
+        with db.engine.connect() as conn:  # the pooled connection the upgrade used
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    with sqlite3.connect(path) as con:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
+        assert "_alembic_tmp_capture" not in tables
+        version = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        assert version == "0004_capture_ids_never_reused"
+        sql = con.execute("SELECT sql FROM sqlite_master WHERE name = 'capture'").fetchone()[0]
+        assert "AUTOINCREMENT" in sql

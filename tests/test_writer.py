@@ -40,10 +40,10 @@ def _writer(monkeypatch, store_seconds: float) -> writer.CaptureWriter:
 
 
 def test_a_waiter_whose_capture_is_committed_while_it_is_woken_is_not_forgotten(monkeypatch):
-    # W waits behind leader L. When L lets go it wakes W to lead next, but W is
-    # paused (by the scheduler) before it looks again; meanwhile newcomer Z
-    # takes the lock and commits W's capture. W must return at once, not sit
-    # out the timeout waiting for a wake-up that has already happened.
+    # W waits behind leader L. When L lets go it wakes W to lead next, but
+    # newcomer Z takes the lock first and commits W's capture while W is
+    # paused (by the scheduler) between looking and waiting again. W must
+    # return at once, not sit out the timeout for a wake-up that already came.
     class PausedSignal(writer._Signal):
         __slots__ = ("waits",)
 
@@ -52,10 +52,16 @@ def test_a_waiter_whose_capture_is_committed_while_it_is_woken_is_not_forgotten(
             self.waits = 0
 
         def wait(self, timeout):
-            woken = super().wait(timeout)
             self.waits += 1
-            if threading.current_thread().name == "W" and self.waits == 1:
-                time.sleep(0.15)  # woken to lead, but not yet looking again
+            w = threading.current_thread().name == "W"
+            if w and self.waits == 2:
+                # W has looked (not done) and found the lock taken, and is
+                # paused before it waits: Z's wake-up comes in between and
+                # must still be there when W waits.
+                time.sleep(0.15)
+            woken = super().wait(timeout)
+            if w and self.waits == 1:
+                time.sleep(0.05)  # woken to lead, but Z takes the lock first
             return woken
 
     @dataclass
@@ -64,7 +70,7 @@ def test_a_waiter_whose_capture_is_committed_while_it_is_woken_is_not_forgotten(
 
     monkeypatch.setattr(writer, "_Job", Job)
     monkeypatch.setattr(writer, "BATCH_MAX", 1)
-    monkeypatch.setattr(writer, "WAIT_SECONDS", 5)
+    monkeypatch.setattr(writer, "WAIT_SECONDS", 3)
     capture_writer = _writer(monkeypatch, store_seconds=0.1)
     rows = {name: {"name": name} for name in "LWZ"}
     took: dict[str, float] = {}

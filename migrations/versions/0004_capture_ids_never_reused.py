@@ -4,7 +4,8 @@ SQLite gives a plain INTEGER PRIMARY KEY the highest id in use plus one, so
 deleting the newest captures (or clearing an inbox) let the next capture take
 an id a page, an API client or the live feed had already seen: a link then
 showed another capture, and an open dashboard, which follows ids upward, never
-showed the new one. AUTOINCREMENT remembers the highest id ever given.
+showed the new one. AUTOINCREMENT remembers the highest id ever given (from
+this upgrade on: the counter starts at the highest id still stored).
 SQLite cannot add it to a table in place: the table is rebuilt, rows, ids
 and indexes kept. PostgreSQL's sequences never go back; nothing changes there.
 
@@ -29,21 +30,36 @@ def _rebuild_capture(autoincrement: bool) -> None:
     if bind.dialect.name != "sqlite":
         return
     # Rebuilding drops the old table. With foreign keys on, that would first
-    # delete every row pointing at a capture (relay attempts cascade); the
-    # setting only changes outside a transaction.
+    # delete every row pointing at a capture (relay attempts cascade). The
+    # setting only changes outside a transaction; the rebuild then runs in one
+    # of its own, so a failure leaves the old table as it was.
     dbapi = bind.connection.dbapi_connection
     if dbapi.in_transaction:
         dbapi.commit()
-    op.execute("PRAGMA foreign_keys=OFF")
-    if op.get_bind().exec_driver_sql("PRAGMA foreign_keys").scalar():
-        raise RuntimeError("could not turn foreign keys off to rebuild the capture table")
-    with op.batch_alter_table(
-        "capture", recreate="always", table_kwargs={"sqlite_autoincrement": autoincrement}
-    ):
-        pass
-    problems = op.get_bind().exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-    if problems:
-        raise RuntimeError(f"foreign key problems after rebuilding capture: {problems[:5]}")
+    dbapi.execute("PRAGMA foreign_keys=OFF")
+    try:
+        if dbapi.execute("PRAGMA foreign_keys").fetchone()[0]:
+            raise RuntimeError("could not turn foreign keys off to rebuild the capture table")
+        # Rows that already pointed nowhere (deleted by hand) are not ours to judge.
+        before = set(dbapi.execute("PRAGMA foreign_key_check").fetchall())
+        dbapi.execute("BEGIN")
+        try:
+            op.execute("DROP TABLE IF EXISTS _alembic_tmp_capture")  # an earlier failed run
+            with op.batch_alter_table(
+                "capture", recreate="always", table_kwargs={"sqlite_autoincrement": autoincrement}
+            ):
+                pass
+            after = set(dbapi.execute("PRAGMA foreign_key_check").fetchall())
+            if after - before:
+                raise RuntimeError(
+                    f"rebuilding capture broke foreign keys: {sorted(after - before)[:5]}"
+                )
+        except BaseException:
+            dbapi.rollback()
+            raise
+        dbapi.commit()
+    finally:
+        dbapi.execute("PRAGMA foreign_keys=ON")
 
 
 def upgrade():

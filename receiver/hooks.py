@@ -70,17 +70,16 @@ def _hide_secrets_from_access_log(app, req: Request) -> None:
     """gunicorn's access log prints PATH_INFO: mask any key the delivery
     carried in it, whatever the answer (a refused delivery's keys are those
     of its query string)."""
-    redactor = req.environ.get(_REDACTOR)
-    if redactor is None and SECRET_PARAM.encode() in req.query_string.lower():
+    masked = req.environ.get(_MASKED_PATH)
+    if masked is None and SECRET_PARAM.encode() in req.query_string.lower():
         query = [value for name, value in parse_pairs(req.query_string) if name == SECRET_PARAM]
-        redactor = Redactor(app.config["SECRET_KEY"], received_secrets({SECRET_PARAM: query}))
-    if redactor:
-        masked = redactor.text(req.path)
-        if masked != req.path:
-            req.environ["PATH_INFO"] = masked
+        secrets = received_secrets({SECRET_PARAM: query})
+        masked = Redactor(app.config["SECRET_KEY"], secrets).text(req.path)
+    if masked is not None and masked != req.path:
+        req.environ["PATH_INFO"] = masked
 
 
-_REDACTOR = "receiver.redactor"  # the delivery's, once its keys are known
+_MASKED_PATH = "receiver.masked_path"  # the stored path, once the delivery is read
 
 
 def _capture(app, req: Request, inbox: str, rest: str):
@@ -163,8 +162,8 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
         )
     key = config["SECRET_KEY"]
     verdict = verify(key, values, list(box.expected))
-    redactor = req.environ[_REDACTOR] = Redactor(key, received)
-    row, params = build_row(reading, box.id, verdict, redactor, config)
+    row, params = build_row(reading, box.id, verdict, Redactor(key, received), config)
+    req.environ[_MASKED_PATH] = row["path"]
     # One record, so lines from concurrent deliveries never interleave.
     log_text = "\n".join(fired_webhook_lines(params)) if config["RECEIVER_LOG_CAPTURES"] else ""
     return row, log_text, received, verdict
@@ -368,7 +367,7 @@ def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[st
 
 
 def _masked(data: bytes, encoding: str | None, redactor: Redactor) -> bytes:
-    """Bytes with every received secret masked. A UTF-16 or UTF-32 JSON body is
+    """Bytes with every received secret masked. A UTF-16 or UTF-32 body is
     masked as text and written back in its own encoding: byte patterns only
     know the ASCII-based spellings."""
     if not encoding:

@@ -374,7 +374,7 @@ def delete_inbox(slug: str):
     inbox = _inbox_or_404(slug)
     if request.method == "POST":
         inboxes.remove(inbox)
-        return redirect(url_for("pages.home"), code=303)
+        return redirect(url_for("pages.home", deleted=inbox.slug), code=303)
     total = storage.inbox_totals().get(inbox.id, 0)
     return render_template("delete_inbox.html", inbox=inbox, total=total)
 

@@ -132,14 +132,18 @@ def test_secrets_are_added_and_removed_from_the_settings_page(client):
     page = "/inboxes/default/settings"
     response = form_post(client, page, "/inboxes/default/secrets", label="prod", secret="k-123456")
     assert response.status_code == 303
-    html = client.get(page).get_data(as_text=True)
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Secret added: see Expected secrets below." in html
     assert 'data-secret-label="prod"' in html
     assert "k-123456" not in html
     verified = client.post("/hooks/default", data={"secrettoken": "k-123456"}).get_json()["id"]
     assert client.get(f"/api/captures/{verified}").get_json()["secret"]["verdict"] == "verified"
     remove = re.search(r'action="(/inboxes/default/secrets/\d+/remove)"', html).group(1)
-    assert form_post(client, page, remove).status_code == 303
-    assert 'data-secret-label="prod"' not in client.get(page).get_data(as_text=True)
+    removed = form_post(client, page, remove)
+    assert removed.status_code == 303
+    html = client.get(removed.headers["Location"]).get_data(as_text=True)
+    assert "Secret removed." in html
+    assert 'data-secret-label="prod"' not in html
 
 
 def test_copy_config_from_the_dashboard_creates_the_target(client):
@@ -157,9 +161,11 @@ def test_delete_inbox_asks_then_deletes_it_with_its_captures(client):
     form_post(client, "/", "/inboxes", slug="doomed")
     capture_id = client.post("/hooks/doomed").get_json()["id"]
     confirm = client.get("/inboxes/doomed/delete").get_data(as_text=True)
-    assert "1 captures" in confirm
+    assert "its only capture." in confirm
     response = client.post("/inboxes/doomed/delete", data={"csrf_token": token_of(confirm)})
     assert response.status_code == 303
+    home = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Inbox doomed deleted, with its captures." in home
     assert client.post("/hooks/doomed").status_code == 404
     assert client.get(f"/api/captures/{capture_id}").status_code == 404
 

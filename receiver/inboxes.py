@@ -109,15 +109,18 @@ def _flag(name: str, value) -> bool:
     raise SettingsError(name, "must be true or false")
 
 
+_DIGITS = re.compile(r"-?[0-9]+")
+
+
 def _whole(name: str, value, low: int, high: int, *, optional: bool = False) -> int | None:
     if optional and (value is None or str(value).strip() == ""):
         return None
-    if isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        number = int(value.strip())  # ASCII digits only: int() would take ２０１ too
+    else:
         raise SettingsError(name, "must be a whole number")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise SettingsError(name, "must be a whole number") from None
     if not low <= number <= high:
         raise SettingsError(name, f"must be between {low} and {high}")
     return number
@@ -126,7 +129,9 @@ def _whole(name: str, value, low: int, high: int, *, optional: bool = False) -> 
 def _text(name: str, value, limit: int, *, single_line: bool = True) -> str | None:
     if value is None:
         return None
-    text = str(value)
+    if not isinstance(value, str):  # a JSON object or number would be stored as its repr
+        raise SettingsError(name, "must be text (a JSON string) or null")
+    text = value
     if len(text) > limit:
         raise SettingsError(name, f"must be at most {limit} characters")
     if single_line and ("\r" in text or "\n" in text):

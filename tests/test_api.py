@@ -300,6 +300,12 @@ def test_patch_changes_only_the_settings_sent(client):
         ("response_content_type", "text/plain\r\nX-Evil: 1"),
         ("response_content_type", "x" * 201),
         ("response_body", "x" * (64 * 1024 + 1)),
+        ("response_body", {"a": 1}),  # would be stored as "{'a': 1}"
+        ("response_body", 123),
+        ("response_content_type", ["text/plain"]),
+        ("response_status", "２０１"),  # full-width digits, which int() takes
+        ("response_status", 204.0),
+        ("forward_url", {"url": "http://x/"}),
         ("response_headers", [["Content-Length", "1"]]),
         ("response_headers", [["content-type", "text/html"]]),
         ("response_headers", [["Bad Name", "1"]]),

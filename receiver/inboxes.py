@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import delete, select
 
-from . import storage
+from . import outbound, storage
 from .extensions import db
 from .models import Capture, CaptureCount, ExpectedSecret, Inbox
 from .verification import digest, fingerprint
@@ -204,6 +204,9 @@ def _forward_url(value) -> str | None:
         usable = False
     if not usable:
         raise SettingsError("forward_url", "must be an absolute http(s) URL")
+    refusal = outbound.never_allowed(text)
+    if refusal:
+        raise SettingsError("forward_url", refusal)
     return text
 
 

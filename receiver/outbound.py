@@ -80,11 +80,30 @@ class Rules:
         """Why `host` may not be reached at `address`, or None when it may."""
         ip = _plain(address)
         shown = host if host == str(ip) else f"{host} ({ip})"
-        if ip in METADATA_ADDRESSES or any(ip in network for network in LINK_LOCAL):
+        if _forbidden(ip):
             return f"{shown} is a link-local or cloud metadata address; never allowed."
         if host in self.hosts or any(ip in network for network in self.networks):
             return None
         return f"{shown} is not in RECEIVER_OUTBOUND_ALLOW."
+
+
+def _forbidden(ip: IPAddress) -> bool:
+    return ip in METADATA_ADDRESSES or any(ip in network for network in LINK_LOCAL)
+
+
+def never_allowed(url: str) -> str | None:
+    """Why `url` can never be a target, whatever RECEIVER_OUTBOUND_ALLOW says,
+    judged from the URL alone (a name is only resolved when it is used)."""
+    host = _host_name(urlsplit(url).hostname or "")
+    if host in METADATA_HOSTS:
+        return f"{host} is a cloud metadata service; it is never allowed."
+    try:
+        ip = _plain(host)
+    except ValueError:  # a name
+        return None
+    if _forbidden(ip):
+        return f"{host} is a link-local or cloud metadata address; never allowed."
+    return None
 
 
 def check(url: str, config: Mapping) -> None:

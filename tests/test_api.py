@@ -306,6 +306,9 @@ def test_patch_changes_only_the_settings_sent(client):
         ("response_status", "２０１"),  # full-width digits, which int() takes
         ("response_status", 204.0),
         ("forward_url", {"url": "http://x/"}),
+        ("forward_url", "http://169.254.169.254/latest/meta-data/"),
+        ("forward_url", "http://metadata.google.internal/computeMetadata/v1/"),
+        ("forward_url", "http://[fe80::1]/hook"),
         ("response_headers", [["Content-Length", "1"]]),
         ("response_headers", [["content-type", "text/html"]]),
         ("response_headers", [["Bad Name", "1"]]),

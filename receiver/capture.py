@@ -234,12 +234,9 @@ def read_body(raw: bytes, content_type: str, content_encoding: str, limit: int) 
 
 def _bom_encoding(data: bytes) -> str | None:
     """utf-16 or utf-32 when the data starts with its byte-order mark and reads
-    as text in it."""
-    if data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
-        encoding = "utf-32"
-    elif data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        encoding = "utf-16"
-    else:
+    as text in it. (json.detect_encoding names these two only from a mark.)"""
+    encoding = json.detect_encoding(data[:4])
+    if encoding not in ("utf-16", "utf-32"):
         return None
     try:
         data.decode(encoding, "surrogatepass")
@@ -454,7 +451,7 @@ def _read_json(body: Body) -> None:
             body.wide_encoding = encoding
         # Only a \u escape can spell an unpaired UTF-16 surrogate, which no
         # UTF-8 text (the database's, a page's) can hold.
-        if b"\\u" in body.decoded and _SURROGATE.search(json_text(body.json)):
+        if b"\\u" in body.decoded and SURROGATE.search(json_text(body.json)):
             body.json = _without_surrogates(body.json)
             body.notes["json"] = (
                 "Unpaired UTF-16 surrogate escapes (such as \\ud800) are shown as U+FFFD "
@@ -469,7 +466,7 @@ def _read_json(body: Body) -> None:
             body.notes["json"] = f"Invalid JSON: {exc}"
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired UTF-16 halves: no UTF-8 holds them
 
 
 class JSONObject(dict):
@@ -505,7 +502,7 @@ def _shown_name(name: str) -> str:
 
 def _without_surrogates(value):
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return SURROGATE.sub("\ufffd", value)
     if isinstance(value, list):
         return [_without_surrogates(item) for item in value]
     if isinstance(value, JSONObject):

@@ -328,9 +328,7 @@ def settings(slug: str):
         inboxes.update(inbox, values)
     except inboxes.SettingsError as error:
         db.session.rollback()
-        typed = {name: request.form.get(name, "") for name in FORM_SETTINGS if name in request.form}
-        typed.update({name: name in request.form for name in BOOLEAN_SETTINGS})
-        return _settings_page(inbox, error=error, status=422, typed=typed)
+        return _settings_page(inbox, error=error, status=422, typed=values)
     return redirect(url_for("pages.settings", slug=inbox.slug, saved="settings"), code=303)
 
 

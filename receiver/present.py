@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import catalog
-from .capture import body_text, noting_repeats, read_body
+from .capture import SURROGATE, body_text, noting_repeats, read_body
 from .models import Capture
 
 HEX_PREVIEW_BYTES = 4096
-_SURROGATE = re.compile("[\ud800-\udfff]")
 TEXT_PREVIEW_CHARS = 200_000
 CURL_BODY_LIMIT = 256 * 1024
 
@@ -111,7 +110,7 @@ def _view_of(decoded: bytes, is_json: bool) -> BodyView:
             pretty = json.dumps(parsed, indent=2, ensure_ascii=False)
             # An unpaired surrogate (sent as a \ud800 escape) cannot be UTF-8:
             # show it escaped, as it was sent.
-            pretty = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", pretty)
+            pretty = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", pretty)
             return _text_view("json", pretty)
         except (ValueError, RecursionError):
             pass

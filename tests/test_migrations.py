@@ -10,6 +10,30 @@ from flask_migrate import downgrade, upgrade
 from receiver.storage import ensure_default_inbox
 
 
+def _at_0003(path, captures: int):
+    """An app on a database as migration 0003 left it, holding `captures`."""
+    app = make_app(f"sqlite:///{path}")
+    with app.app_context():
+        upgrade(revision="0003_dedupe_index")
+        ensure_default_inbox()
+    client = app.test_client()
+    for n in range(captures):
+        assert (
+            client.post("/hooks/default", data={"event": "LEAD_CREATED", "n": n}).status_code == 200
+        )
+    return app, client
+
+
+def _add_relay_attempt(path, capture_id: int) -> None:
+    with sqlite3.connect(path) as con:
+        con.execute(
+            "INSERT INTO relay_attempt (capture_id, kind, target, attempt, started_at, "
+            "response_headers, response_body) VALUES (?, 'replay', 'http://x', 1, "
+            "'2026-12-01 00:00:00', '[]', x'')",
+            (capture_id,),
+        )
+
+
 def _ids(path) -> list[int]:
     with sqlite3.connect(path) as con:
         return [row[0] for row in con.execute("SELECT id FROM capture ORDER BY id")]
@@ -19,21 +43,9 @@ def test_upgrading_sqlite_to_autoincrement_ids_keeps_captures_and_their_relay_lo
     # A database as 0003 left it, with captures and a relay attempt pointing
     # at one; the upgrade rebuilds the capture table (foreign keys on).
     path = tmp_path / "old.sqlite3"
-    app = make_app(f"sqlite:///{path}")
-    with app.app_context():
-        upgrade(revision="0003_dedupe_index")
-        ensure_default_inbox()
-    client = app.test_client()
-    for n in range(3):
-        assert (
-            client.post("/hooks/default", data={"event": "LEAD_CREATED", "n": n}).status_code == 200
-        )
+    app, client = _at_0003(path, captures=3)
+    _add_relay_attempt(path, 2)
     with sqlite3.connect(path) as con:
-        con.execute(
-            "INSERT INTO relay_attempt (capture_id, kind, target, attempt, started_at, "
-            "response_headers, response_body) VALUES (2, 'replay', 'http://x', 1, "
-            "'2026-12-01 00:00:00', '[]', x'')"
-        )
         before = con.execute("SELECT id, body FROM capture ORDER BY id").fetchall()
     with app.app_context():
         upgrade()
@@ -55,20 +67,10 @@ def test_upgrading_sqlite_to_autoincrement_ids_keeps_captures_and_their_relay_lo
 
 def test_the_upgrade_leaves_foreign_keys_on_and_tolerates_rows_already_orphaned(tmp_path):
     path = tmp_path / "orphaned.sqlite3"
-    app = make_app(f"sqlite:///{path}")
-    with app.app_context():
-        upgrade(revision="0003_dedupe_index")
-        ensure_default_inbox()
-    client = app.test_client()
-    client.post("/hooks/default", data={"event": "LEAD_CREATED"})
+    app, _client = _at_0003(path, captures=1)
     # A relay attempt whose capture was deleted with foreign keys off (the
     # sqlite3 shell's default): already broken before the upgrade.
-    with sqlite3.connect(path) as con:
-        con.execute(
-            "INSERT INTO relay_attempt (capture_id, kind, target, attempt, started_at, "
-            "response_headers, response_body) VALUES (99, 'replay', 'http://x', 1, "
-            "'2026-12-01 00:00:00', '[]', x'')"
-        )
+    _add_relay_attempt(path, 99)
     with app.app_context():
         upgrade()
         from receiver.extensions import db

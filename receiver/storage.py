@@ -297,9 +297,18 @@ def list_captures(
     return list(db.session.execute(stmt).scalars())
 
 
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def _matches(q: str):
-    """Text search over parameters, path and body, case-insensitive."""
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    """Text search over parameters, path and body, case-insensitive.
+
+    Parameters are stored as JSON, and JSON bodies escape quotes, backslashes
+    and control characters: text as the user reads it (`say "hi"`) is looked
+    for in that escaped form too.
+    """
+    pattern = _like(q)
     if db.session.get_bind().dialect.name == "postgresql":
         # bytea has no text operators; 'escape' encoding reads any bytes as text.
         body = func.encode(Capture.body, "escape")
@@ -310,6 +319,12 @@ def _matches(q: str):
         Capture.path.ilike(pattern, escape="\\"),
         body.ilike(pattern, escape="\\"),
     ]
+    escaped = json.dumps(q, ensure_ascii=False)[1:-1]
+    if escaped != q:
+        matches += [
+            Capture.params.ilike(_like(escaped), escape="\\"),
+            body.ilike(_like(escaped), escape="\\"),
+        ]
     if db.session.get_bind().dialect.name == "sqlite":
         # SQLite's text cast stops at a NUL byte; find text after one too (exact case).
         matches.append(func.instr(Capture.body, q.encode()) > 0)

@@ -11,6 +11,7 @@ import threading
 import time
 import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlencode
 
 import pytest
 import schemathesis
@@ -674,6 +675,20 @@ def test_q_finds_text_after_a_nul_byte_in_a_binary_body(client):
         "/hooks/default", data=b"\x00\x01 order-4711 \x02", content_type="application/x-protobuf"
     )
     assert listed_ids(client, "?q=order-4711") == [int(response.headers["X-Capture-Id"])]
+
+
+@pytest.mark.parametrize("text", ['say "hi"', "C:\\temp", "tab\there", "Ana Lòpez"])
+@pytest.mark.parametrize("kind", ["json", "form"])
+def test_q_finds_text_as_shown_even_where_json_escapes_it(client, text, kind):
+    # Parameters are stored as JSON and JSON bodies escape quotes, backslashes and
+    # control characters; a search for the value as the page shows it must find it.
+    if kind == "json":
+        response = client.post("/hooks/default", json={"event": "LEAD_CREATED", "note": text})
+    else:
+        response = client.post("/hooks/default", data={"event": "LEAD_CREATED", "note": text})
+    client.post("/hooks/default", json={"event": "LEAD_CREATED", "note": "other"})
+    found = listed_ids(client, "?" + urlencode({"q": text}))
+    assert found == [int(response.headers["X-Capture-Id"])]
 
 
 def test_clear_deletes_every_capture_of_the_inbox_only(client):

@@ -145,9 +145,14 @@ def _list_context(inbox: Inbox, filters: dict[str, str]) -> dict:
         "rows": rows,
         "newest": newest,
         "groups": event_groups(inbox.id),
-        "methods": METHODS,
+        "methods": _method_choices(filters["method"]),
         "more": len(rows) == storage.PAGE_SIZE,
     }
+
+
+def _method_choices(chosen: str) -> tuple[str, ...]:
+    """The usual methods, and one off the list (PROPFIND) when a link filters by it."""
+    return (*METHODS, chosen) if chosen and chosen not in METHODS else METHODS
 
 
 def _vary(response: Response) -> Response:

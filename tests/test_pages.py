@@ -497,3 +497,15 @@ def test_a_long_parameter_value_is_shown_clipped_with_a_pointer_to_the_body(clie
     cell = '<td class="value">' + "v" * 2000 + '<span class="clipped"> … the first 2,000'
     assert cell in html
     assert "characters; download the raw body for all of it" in html
+
+
+def test_an_unusual_method_can_be_filtered_from_its_capture(client):
+    propfind = client.open("/hooks/default/dav", method="PROPFIND").get_json()["id"]
+    send(client)
+    detail = client.get(f"/inboxes/default/captures/{propfind}").get_data(as_text=True)
+    link = re.search(r'<a class="method" href="([^"]+)"', detail).group(1)
+    assert link == "/inboxes/default?method=PROPFIND"
+    html = client.get(link).get_data(as_text=True)
+    assert set(row_ids(html.split('id="rows"')[1])) == {propfind}
+    # The filter form shows the method it is filtering by, though it is off the list.
+    assert "<option selected>PROPFIND</option>" in html

@@ -192,6 +192,8 @@ def _detail_context(inbox: Inbox, capture: Capture) -> dict:
         "log_lines": fired_webhook_lines(capture.param_list),
         "curl": present.curl_command(capture, request.host_url),
         "attempts": relay.attempts(capture.id),
+        # A wrong key is easier to tell apart from the right ones side by side.
+        "compared": inboxes.secrets_of(inbox) if capture.verdict == MISMATCH else [],
     }
 
 

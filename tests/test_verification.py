@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import json
 import logging
+import re
 import sqlite3
 import zlib
 from datetime import UTC, datetime
@@ -355,6 +356,36 @@ def test_enforce_off_accepts_a_wrong_key_and_shows_the_mismatch(runner, client, 
     document = fetch(capture_id(response))
     assert document["secret"]["verdict"] == "mismatch"
     assert document["rejected"] is False
+
+
+def expected_keys_shown(client, capture: int) -> list[str]:
+    html = client.get(f"/inboxes/default/captures/{capture}").get_data(as_text=True)
+    block = re.search(r'<ul class="compared-keys">(.*?)</ul>', html, re.S)
+    if block is None:
+        return []
+    items = re.findall(r"<li>(.*?)</li>", block.group(1), re.S)
+    return [" ".join(re.sub(r"<[^>]+>", "", item).split()) for item in items]
+
+
+def test_a_wrong_key_is_shown_beside_the_keys_it_was_compared_with(runner, client):
+    add_secret(runner, "prod", KEY)
+    add_secret(runner, "alice-key", OTHER_KEY, user="alice")
+    fingerprints = listed_secrets(runner)
+    wrong = capture_id(post_form(client, delivery(secrettoken=WRONG_KEY, user="bob")))
+    assert expected_keys_shown(client, wrong) == [
+        f"prod {fingerprints['prod'][0]}",
+        f"alice-key {fingerprints['alice-key'][0]} · only for user alice",
+    ]
+    # The right key from the wrong user: the page says which key it was and why it failed.
+    other_user = capture_id(post_form(client, delivery(secrettoken=OTHER_KEY, user="bob")))
+    assert expected_keys_shown(client, other_user)[1] == (
+        f"alice-key {fingerprints['alice-key'][0]} · only for user alice"
+        " · the key received, but this delivery's user is bob"
+    )
+    # Verified and keyless deliveries need no comparison.
+    right = capture_id(post_form(client, delivery(secrettoken=KEY)))
+    keyless = capture_id(post_form(client, delivery(secrettoken=None)))
+    assert expected_keys_shown(client, right) == expected_keys_shown(client, keyless) == []
 
 
 def test_inbox_list_shows_the_mode(runner):

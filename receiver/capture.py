@@ -438,7 +438,7 @@ def _read_json(body: Body) -> None:
         return
     try:
         repeated: list[str] = []
-        body.json = json.loads(body.decoded, object_pairs_hook=noting_repeats(repeated))
+        body.json = read_json(body.decoded, repeated)
         body.has_json = True
         if repeated:
             names = ", ".join(sorted({_shown_name(name) for name in repeated})[:10])
@@ -467,6 +467,68 @@ def _read_json(body: Body) -> None:
 
 
 SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired UTF-16 halves: no UTF-8 holds them
+
+
+class JSONNumber(str):
+    """A JSON number, in the text it was sent as: as a float or an int it would
+    be shown rounded (`19.90` as 19.9) or changed (`1e400` as Infinity)."""
+
+    __slots__ = ()
+
+
+def read_json(data: bytes | str, repeated: list[str]):
+    """The JSON document in `data`: numbers kept as sent, repeated keys noted."""
+    return json.loads(
+        data,
+        object_pairs_hook=noting_repeats(repeated),
+        parse_float=JSONNumber,
+        parse_int=JSONNumber,
+        parse_constant=JSONNumber,
+    )
+
+
+def json_source(value, indent: int | None = None) -> str:
+    """A value from read_json as JSON text again: numbers and every key of an
+    object as sent, strings re-escaped (non-ASCII as is). Iterative: a JSON
+    document may nest as deep as the parser allows."""
+    out: list[str] = []
+    todo: list = [(value, 0)]  # values to write, and text (str) to copy
+    while todo:
+        item = todo.pop()
+        if type(item) is str:
+            out.append(item)
+            continue
+        value, level = item
+        if isinstance(value, JSONNumber):
+            out.append(value)
+            continue
+        if isinstance(value, dict):
+            pairs = value.pairs if isinstance(value, JSONObject) else list(value.items())
+            opening, closing = "{", "}"
+        elif isinstance(value, list):
+            pairs = [(None, element) for element in value]
+            opening, closing = "[", "]"
+        else:
+            out.append(json_text(value))
+            continue
+        if not pairs:
+            out.append(opening + closing)
+            continue
+        if indent is None:
+            inner, outer, comma = "", "", ", "
+        else:
+            inner = "\n" + " " * (indent * (level + 1))
+            outer = "\n" + " " * (indent * level)
+            comma = ","
+        out.append(opening)
+        steps: list = []
+        for n, (name, element) in enumerate(pairs):
+            lead = comma + inner if n else inner
+            steps.append(lead if name is None else f"{lead}{json_text(name)}: ")
+            steps.append((element, level + 1))
+        steps.append(outer + closing)
+        todo.extend(reversed(steps))
+    return "".join(out)
 
 
 class JSONObject(dict):
@@ -501,6 +563,8 @@ def _shown_name(name: str) -> str:
 
 
 def _without_surrogates(value):
+    if isinstance(value, JSONNumber):
+        return value
     if isinstance(value, str):
         return SURROGATE.sub("\ufffd", value)
     if isinstance(value, list):
@@ -588,7 +652,7 @@ def merge_params(body: Body, query: list[tuple[str, str]]) -> list[tuple[str, st
     if body.has_json and isinstance(body.json, dict):
         pairs = body.json.pairs if isinstance(body.json, JSONObject) else body.json.items()
         for name, value in pairs:
-            text = value if isinstance(value, str) else json_text(value)
+            text = value if isinstance(value, str) else json_source(value)
             params.append((JSON_BODY, name, text))
     return params
 

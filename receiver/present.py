@@ -3,14 +3,13 @@ copy-as-cURL. Pure functions over stored data; templates do the markup."""
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import catalog
-from .capture import SURROGATE, body_text, noting_repeats, read_body
+from .capture import SURROGATE, body_text, json_source, read_body, read_json
 from .models import Capture
 
 HEX_PREVIEW_BYTES = 4096
@@ -103,11 +102,7 @@ def _view_of(decoded: bytes, is_json: bool) -> BodyView:
     if is_json:
         try:
             # From the bytes: JSON may come in UTF-16 or UTF-32, too.
-            repeated: list[str] = []
-            parsed = json.loads(decoded, object_pairs_hook=noting_repeats(repeated))
-            if repeated:  # re-encoding would keep only the last of each: as sent
-                return _text_view("json", decoded.decode(json.detect_encoding(decoded)))
-            pretty = json.dumps(parsed, indent=2, ensure_ascii=False)
+            pretty = json_source(read_json(decoded, []), indent=2)
             # An unpaired surrogate (sent as a \ud800 escape) cannot be UTF-8:
             # show it escaped, as it was sent.
             pretty = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", pretty)

@@ -323,9 +323,27 @@ def test_a_json_object_with_repeated_keys_lists_every_value(client, fetch):
         ("json", "event", "LEAD_CREATED"),
         ("json", "a", "1"),
         ("json", "a", "2"),
-        ("json", "nested", '{"b": 2}'),
+        ("json", "nested", '{"b": 1, "b": 2}'),  # nested objects as sent, too
     ]
     assert stored["notes"]["json_keys"].startswith('Repeated keys in a JSON object ("a", "b")')
+
+
+def test_json_numbers_are_kept_as_sent_in_parameters_and_log(client, fetch, caplog):
+    body = (
+        b'{"event": "QR_CODE_SCANNED", "lat": 52.5200080000, "redirects": 1284, '
+        b'"big": 1e400, "geo": {"lng": 13.40, "alt": [1.0, -0]}, "n": NaN}'
+    )
+    with caplog.at_level("INFO", logger="receiver.hooks"):
+        response = client.post("/hooks/default", data=body, content_type="application/json")
+    stored = fetch(response.get_json()["id"])
+    assert params_of(stored)[1:] == [
+        ("json", "lat", "52.5200080000"),
+        ("json", "redirects", "1284"),
+        ("json", "big", "1e400"),
+        ("json", "geo", '{"lng": 13.40, "alt": [1.0, -0]}'),
+        ("json", "n", "NaN"),
+    ]
+    assert "lat: 52.5200080000\n" in caplog.text
 
 
 def test_a_multipart_boundary_that_is_not_latin1_is_noted_not_a_500(client, fetch):

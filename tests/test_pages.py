@@ -300,6 +300,20 @@ def test_a_json_body_with_repeated_keys_is_shown_as_sent(client):
     assert "first-value" in shown and "second-value" in shown
 
 
+def test_json_numbers_are_shown_as_sent(client):
+    # Read as floats, these would show as 19.9, Infinity, 1.2345678901234568e+19 and 0.
+    body = b'{"price": 19.90, "huge": 1e400, "id": 12345678901234567890.5, "z": -0.000}'
+    capture_id = client.post(
+        "/hooks/default", data=body, content_type="application/json"
+    ).get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    shown = html.split('<pre class="body-view json">', 1)[1].split("</pre>", 1)[0]
+    assert shown == (
+        "{\n  &#34;price&#34;: 19.90,\n  &#34;huge&#34;: 1e400,"
+        "\n  &#34;id&#34;: 12345678901234567890.5,\n  &#34;z&#34;: -0.000\n}"
+    )
+
+
 def test_a_documented_event_without_its_parameters_says_so(client):
     capture_id = client.get("/hooks/default/QR_CODE_SCANNED?secrettoken=x").get_json()["id"]
     html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)

@@ -16,7 +16,10 @@ os.environ.setdefault(
     os.path.join(tempfile.gettempdir(), f"receiver-metrics-{os.getpid()}"),
 )
 
+import logging
+
 from receiver import wire
+from receiver.verification import HideSecretPairs
 
 bind = os.environ.get("RECEIVER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RECEIVER_WORKERS", "2"))
@@ -51,6 +54,9 @@ control_socket = os.environ.get("RECEIVER_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
 
 wire.install()
+# gunicorn logs the request line of a request it refuses itself, query and all.
+for _name in ("gunicorn.error", "gunicorn.access"):
+    logging.getLogger(_name).addFilter(HideSecretPairs())
 
 
 def on_starting(server):

@@ -67,19 +67,24 @@ def capture(inbox: str, rest: str):
 
 
 def _hide_secrets_from_access_log(app, req: Request) -> None:
-    """gunicorn's access log prints PATH_INFO: mask any key the delivery
-    carried in it, whatever the answer (a refused delivery's keys are those
-    of its query string)."""
-    masked = req.environ.get(_MASKED_PATH)
-    if masked is None and SECRET_PARAM.encode() in req.query_string.lower():
+    """gunicorn's access log prints PATH_INFO and the User-Agent: mask any key
+    the delivery carried in them, whatever the answer (a refused delivery's
+    keys are those of its query string)."""
+    environ = req.environ
+    redactor = environ.get(_REDACTOR)
+    if redactor is None and SECRET_PARAM.encode() in req.query_string.lower():
         query = [value for name, value in parse_pairs(req.query_string) if name == SECRET_PARAM]
-        secrets = received_secrets({SECRET_PARAM: query})
-        masked = Redactor(app.config["SECRET_KEY"], secrets).text(req.path)
-    if masked is not None and masked != req.path:
-        req.environ["PATH_INFO"] = masked
+        secrets = received_secrets({SECRET_PARAM: query})[:MAX_RECEIVED_SECRETS]
+        redactor = Redactor(app.config["SECRET_KEY"], secrets)
+    if not redactor:
+        return
+    for name in ("PATH_INFO", "HTTP_USER_AGENT"):
+        value = environ.get(name)
+        if value:
+            environ[name] = redactor.text(value)
 
 
-_MASKED_PATH = "receiver.masked_path"  # the stored path, once the delivery is read
+_REDACTOR = "receiver.redactor"  # the delivery's masking, once it is read
 
 
 def _capture(app, req: Request, inbox: str, rest: str):
@@ -162,8 +167,8 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
         )
     key = config["SECRET_KEY"]
     verdict = verify(key, values, list(box.expected))
-    row, params = build_row(reading, box.id, verdict, Redactor(key, received), config)
-    req.environ[_MASKED_PATH] = row["path"]
+    redactor = req.environ[_REDACTOR] = Redactor(key, received)
+    row, params = build_row(reading, box.id, verdict, redactor, config)
     # One record, so lines from concurrent deliveries never interleave.
     log_text = "\n".join(fired_webhook_lines(params)) if config["RECEIVER_LOG_CAPTURES"] else ""
     return row, log_text, received, verdict

@@ -89,6 +89,34 @@ def test_the_access_log_never_shows_a_secret_sent_in_the_path(live_server):
     assert key not in live_server.log()
 
 
+def test_the_server_log_never_shows_a_secret_in_a_user_agent_or_a_refused_request_line(
+    live_server,
+):
+    key = "agentkey-" + "51c0d7e2a9"
+    response = requests.get(
+        f"{live_server.url}/hooks/default/ua?secrettoken={key}",
+        headers={"User-Agent": f"agent-{key}"},
+        timeout=5,
+    )
+    capture_id = response.json()["id"]
+    # A raw non-ASCII byte in the query: gunicorn refuses the request line itself
+    # and logs it, query and all.
+    answer = raw_request(
+        live_server,
+        b"GET /hooks/default/x?secrettoken=" + key.encode() + b"&name=Jos\xc3\xa9 HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 400")
+    deadline = time.monotonic() + 5
+    while "Invalid request" not in live_server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = live_server.log()
+    line = next(line for line in log.splitlines() if f"capture={capture_id} " in line)
+    assert 'agent="agent-[secrettoken:' in line
+    assert "secrettoken=[hidden]&name=Jos" in log
+    assert key not in log
+
+
 def test_headers_keep_their_case_order_and_repeats(live_server):
     body = b"event=LEAD_CREATED"
     answer = raw_request(

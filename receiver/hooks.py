@@ -36,6 +36,7 @@ from .verification import (
     Redactor,
     Verdict,
     received_secrets,
+    secrets_to_mask,
     verify,
 )
 from .writer import StorageUnavailable, writer_for
@@ -156,7 +157,8 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     reading = read_request(req, rest)
     values = reading.values()
     received = received_secrets(values)
-    if len(received) > MAX_RECEIVED_SECRETS:
+    hidden = secrets_to_mask(received, reading.body.json if reading.body.has_json else None)
+    if len(hidden) > MAX_RECEIVED_SECRETS:
         # Each distinct value must be masked everywhere before anything is kept;
         # no platform delivery carries more than one.
         metrics.rejected("too_many_secrettokens")
@@ -167,7 +169,7 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
         )
     key = config["SECRET_KEY"]
     verdict = verify(key, values, list(box.expected))
-    redactor = req.environ[_REDACTOR] = Redactor(key, received)
+    redactor = req.environ[_REDACTOR] = Redactor(key, hidden)
     row, params = build_row(reading, box.id, verdict, redactor, config)
     # One record, so lines from concurrent deliveries never interleave.
     log_text = "\n".join(fired_webhook_lines(params)) if config["RECEIVER_LOG_CAPTURES"] else ""

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
+from .capture import json_source
+
 SECRET_PARAM = "secrettoken"
 
 VERIFIED = "verified"
@@ -83,6 +85,47 @@ def received_secrets(values: dict[str, list[str]]) -> list[str]:
         if value and value not in seen:
             seen.append(value)
     return seen
+
+
+def secrets_to_mask(received: list[str], document: object = None) -> list[str]:
+    """Every value to mask in a delivery: the keys it carried, and in a JSON
+    body each text or number under a `secrettoken` name at any depth. A key
+    sent as an array or object is masked item by item (the body stays valid
+    JSON), not as its re-serialised text, which the body does not hold."""
+    found: list[str] = []
+    structured: set[str] = set()
+    todo = [document] if isinstance(document, (dict, list)) else []
+    while todo:
+        node = todo.pop()
+        items = node if isinstance(node, list) else getattr(node, "pairs", None) or node.items()
+        for item in items:
+            name, value = (None, item) if isinstance(node, list) else item
+            if name == SECRET_PARAM:
+                if node is document and isinstance(value, (dict, list)):
+                    structured.add(json_source(value))  # as the parameter list has it
+                found += _leaves(value)
+            elif isinstance(value, (dict, list)):
+                todo.append(value)
+    seen = [value for value in received if value not in structured]
+    for value in found:
+        if value and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def _leaves(value: object) -> list[str]:
+    """The texts and numbers in a JSON value, however deep."""
+    out: list[str] = []
+    todo = [value]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, list):
+            todo += node
+        elif isinstance(node, dict):
+            todo += [v for _k, v in (getattr(node, "pairs", None) or node.items())]
+    return out
 
 
 def verify(key: str, values: dict[str, list[str]], expected: list[Expected]) -> Verdict:

@@ -740,6 +740,30 @@ def test_a_secret_never_verified_is_hidden_too(client, fetch, database_url, capl
     assert_secret_hidden(secret, document, database_url, caplog.text)
 
 
+@pytest.mark.parametrize(
+    "shape",
+    [
+        '{{"event": "QR_CODE_SCANNED", "secrettoken": ["{a}", "{b}"]}}',
+        '{{"event": "QR_CODE_SCANNED", "secrettoken": ["{a}"]}}',
+        '{{"event": "QR_CODE_SCANNED", "secrettoken": {{"live": "{a}", "old": "{b}"}}}}',
+        '{{"event": "LEAD_CREATED", "data": {{"secrettoken": "{a}"}}, '
+        '"x": [{{"secrettoken": "{b}"}}]}}',
+    ],
+)
+def test_a_key_in_an_array_an_object_or_nested_json_is_hidden_and_the_body_stays_json(
+    client, fetch, database_url, caplog, shape
+):
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    body = shape.format(a=KEY, b=OTHER_KEY)
+    response = client.post("/hooks/default", data=body, content_type="application/json")
+    assert response.status_code == 200
+    document = fetch(capture_id(response))
+    for secret in (KEY, OTHER_KEY):
+        assert_secret_hidden(secret, document, database_url, caplog.text)
+    stored = json.loads(base64.b64decode(document["body_base64"]))
+    assert json.dumps(stored).count("[secrettoken:") == body.count("qrp_live_")
+
+
 def test_a_rejected_delivery_is_hidden_too(runner, client, fetch, database_url, caplog):
     add_secret(runner, "prod", KEY)
     enforce(runner, "on")

@@ -33,6 +33,7 @@ from .extensions import csrf, db
 from .verification import (
     MAX_RECEIVED_SECRETS,
     SECRET_PARAM,
+    VERIFIED,
     Redactor,
     Verdict,
     received_secrets,
@@ -169,7 +170,8 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
         )
     key = config["SECRET_KEY"]
     verdict = verify(key, values, list(box.expected))
-    redactor = req.environ[_REDACTOR] = Redactor(key, hidden)
+    expected = received if verdict.verdict == VERIFIED else ()
+    redactor = req.environ[_REDACTOR] = Redactor(key, hidden, expected)
     row, params = build_row(reading, box.id, verdict, redactor, config)
     # One record, so lines from concurrent deliveries never interleave.
     log_text = "\n".join(fired_webhook_lines(params)) if config["RECEIVER_LOG_CAPTURES"] else ""

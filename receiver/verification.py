@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
@@ -172,9 +173,13 @@ class Redactor:
     secret accepts every spelling of every character, so no spelling survives.
     """
 
-    def __init__(self, key: str, secrets: list[str]):
+    def __init__(self, key: str, secrets: list[str], expected: Collection[str] = ()):
+        """`expected`: those of the secrets that are keys the inbox expects (the
+        delivery verified): masked in every spelling, however long."""
         # Longest secrets first, so one that contains another is masked whole.
-        ordered = [_masking(key, s) for s in sorted(secrets, key=len, reverse=True)]
+        ordered = [
+            _masking(key, s, s in expected) for s in sorted(secrets, key=len, reverse=True)
+        ]
         self._text = [(text, replacement) for text, _data, replacement in ordered]
         self._bytes = [(data, replacement.encode()) for _text, data, replacement in ordered]
         # Every spelling of a character is at least one character long, so
@@ -217,11 +222,14 @@ def _replace(pattern: re.Pattern[bytes], replacement: bytes, value: bytes) -> by
 
 
 @functools.lru_cache(maxsize=64)
-def _masking(key: str, secret: str) -> tuple[re.Pattern[str], re.Pattern[bytes], str]:
+def _masking(
+    key: str, secret: str, expected: bool = False
+) -> tuple[re.Pattern[str], re.Pattern[bytes], str]:
     """A secret's text and bytes patterns and its mask. Cached: a platform sends
     the same key with every delivery, and building the patterns costs more than
     using them. (The re module caches compiled patterns, secrets and all, too.)"""
-    return _text_pattern(secret), _bytes_pattern(secret), mask(key, secret)
+    every = expected or len(secret) <= ANY_SPELLING_MAX
+    return _text_pattern(secret, every), _bytes_pattern(secret, every), mask(key, secret)
 
 
 _SHORT_JSON_ESCAPES = {
@@ -269,36 +277,55 @@ def _spellings(char: str) -> tuple[str, ...]:
     return tuple(forms)
 
 
-# Past this length a value cannot be a real key (expected secrets are at most
-# 1000 characters); it is masked in its common spellings only, in linear time,
-# since the any-spelling pattern grows too costly for a hostile sender's value.
+# Past this length a value is masked in its common spellings only, in linear
+# time, unless it is a key the inbox expects (at most 1000 characters): the
+# any-spelling pattern grows too costly for a hostile sender's value.
 ANY_SPELLING_MAX = 256
 
-
-def _text_pattern(secret: str) -> re.Pattern[str]:
-    if len(secret) > ANY_SPELLING_MAX:
-        return re.compile("|".join(re.escape(form) for form in _common_spellings(secret)))
-    return re.compile("".join(_text_group(c) for c in secret))
-
-
-def _bytes_pattern(secret: str) -> re.Pattern[bytes]:
-    if len(secret) > ANY_SPELLING_MAX:
-        forms = _common_spellings(secret)
-        return re.compile(b"|".join(re.escape(form.encode()) for form in forms))
-    return re.compile(b"".join(_bytes_group(c) for c in secret))
+# A key shorter than this (a placeholder such as `test`) is masked only where
+# it stands alone, not inside a longer run of letters and digits: masked
+# everywhere, it would rewrite header names, parameter names and words.
+STANDALONE_UNDER = 12
+_ALONE = (r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])")
 
 
-def _common_spellings(secret: str) -> list[str]:
+def _text_pattern(secret: str, every_spelling: bool = True) -> re.Pattern[str]:
+    if every_spelling:
+        pattern = "".join(_text_group(c) for c in secret)
+    else:
+        pattern = "|".join(_common_spelling_patterns(secret))
+    if len(secret) < STANDALONE_UNDER:
+        pattern = f"{_ALONE[0]}(?:{pattern}){_ALONE[1]}"
+    return re.compile(pattern)
+
+
+def _bytes_pattern(secret: str, every_spelling: bool = True) -> re.Pattern[bytes]:
+    if every_spelling:
+        pattern = b"".join(_bytes_group(c) for c in secret)
+    else:
+        pattern = "|".join(_common_spelling_patterns(secret)).encode()
+    if len(secret) < STANDALONE_UNDER:
+        pattern = b"%s(?:%s)%s" % (_ALONE[0].encode(), pattern, _ALONE[1].encode())
+    return re.compile(pattern)
+
+
+def _common_spelling_patterns(secret: str) -> list[str]:
+    """Regexes for a long value's usual spellings, percent-escapes in either case."""
     forms = {
         secret,
         quote_plus(secret),
+        quote_plus(secret).replace("~", "%7E"),  # PHP's urlencode
         quote(secret, safe=""),
         quote(secret),
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),  # PHP's json_encode
         secret.encode().decode("latin-1"),
     }
-    return sorted(forms, key=len, reverse=True)
+    return [
+        re.sub(r"%([0-9A-F]{2})", lambda m: "%" + _hex(int(m.group(1), 16)), re.escape(form))
+        for form in sorted(forms, key=len, reverse=True)
+    ]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -764,6 +764,61 @@ def test_a_key_in_an_array_an_object_or_nested_json_is_hidden_and_the_body_stays
     assert json.dumps(stored).count("[secrettoken:") == body.count("qrp_live_")
 
 
+def php_urlencode(value: str, lower: bool = False) -> str:
+    """PHP's urlencode: like quote_plus, but `~` is escaped too."""
+    encoded = quote_plus(value).replace("~", "%7E")
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), encoded) if lower else encoded
+
+
+@pytest.mark.parametrize("lower", [False, True])
+def test_a_long_expected_key_is_hidden_in_every_spelling(
+    runner, client, fetch, database_url, caplog, lower
+):
+    # Expected keys may be up to 1000 characters; past 256 a value that is not
+    # expected is masked in its usual spellings only.
+    long_key = "PHPk~/" * 50
+    add_secret(runner, "long", long_key)
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    body = "event=QR_CODE_SCANNED&user=u&secrettoken=" + php_urlencode(long_key, lower)
+    document = fetch(capture_id(client.post("/hooks/default", data=body, content_type=FORM_TYPE)))
+    assert document["secret"]["verdict"] == "verified"
+    assert php_urlencode(long_key, lower) not in document["body_text"]
+    assert_secret_hidden(long_key, document, database_url, caplog.text)
+
+
+def test_a_long_unexpected_value_is_hidden_in_lower_case_escapes_too(client, fetch):
+    value = "x~/" * 100
+    body = "event=QR_CODE_SCANNED&secrettoken=" + php_urlencode(value, lower=True)
+    document = fetch(capture_id(client.post("/hooks/default", data=body, content_type=FORM_TYPE)))
+    assert document["body_text"].startswith("event=QR_CODE_SCANNED&secrettoken=[secrettoken:")
+    assert document["body_text"].endswith("]")
+
+
+@pytest.mark.parametrize("placeholder", ["e", "test", "changeme"])
+def test_a_short_placeholder_key_is_hidden_where_it_stands_alone_only(
+    client, fetch, database_url, caplog, placeholder
+):
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    body = f"event=VOUCHER_UPDATED&title=Contest+winner+changemer&secrettoken={placeholder}&code=7W"
+    response = client.post(
+        f"/hooks/default/{placeholder}",
+        data=body,
+        content_type=FORM_TYPE,
+        headers={"User-Agent": "Tester", "X-Note": f"key {placeholder}"},
+    )
+    document = fetch(capture_id(response))
+    assert document["event_type"] == "VOUCHER_UPDATED"
+    params = {p["name"]: p["value"] for p in document["params"]}
+    assert params["title"] == "Contest winner changemer"
+    assert params["secrettoken"].startswith("[secrettoken:")
+    assert ["User-Agent", "Tester"] in document["headers"]
+    note = next(value for name, value in document["headers"] if name == "X-Note")
+    assert note.startswith("key [secrettoken:")
+    assert document["path"] == "/hooks/default/" + params["secrettoken"]
+    assert f"secrettoken={placeholder}&" not in document["body_text"]
+    assert f"secrettoken: {placeholder}\n" not in caplog.text
+
+
 def test_a_rejected_delivery_is_hidden_too(runner, client, fetch, database_url, caplog):
     add_secret(runner, "prod", KEY)
     enforce(runner, "on")

@@ -75,6 +75,12 @@ class Body:
     # codec, else None. Keys in it are masked as text, not as bytes.
     wide_encoding: str | None = None
     notes: dict[str, str] = field(default_factory=dict)  # parse problems, by topic
+    # gzip or deflate data that could not be decoded: `decoded` is the raw bytes.
+    still_encoded: bool = False
+    # The compressed data was cut short or broken: `decoded` is what could be read.
+    decoded_partly: bool = False
+    # Bytes after the end of the compressed data (not part of it).
+    after_coded: bytes = b""
 
 
 @dataclass
@@ -221,7 +227,11 @@ def read_body(raw: bytes, content_type: str, content_encoding: str, limit: int) 
     mimetype, options = parse_options_header(content_type)
     mimetype = mimetype.lower()  # media types are case-insensitive (RFC 9110)
     body = Body(decoded=raw, mimetype=mimetype)
-    body.decoded = _decode(raw, content_encoding, limit, body.notes)
+    body.decoded = _decode(raw, content_encoding, limit, body)
+    if body.still_encoded and raw[:2] == b"\x1f\x8b":
+        # gzip data none of which could be read: as a form or JSON it is noise.
+        # (Other bytes are parsed still: a mislabelled plain body may hold a key.)
+        return body
     if mimetype == "application/x-www-form-urlencoded":
         body.form = parse_pairs(body.decoded)
     elif mimetype == "multipart/form-data":
@@ -245,10 +255,11 @@ def _bom_encoding(data: bytes) -> str | None:
     return encoding
 
 
-def _decode(raw: bytes, content_encoding: str, limit: int, notes: dict[str, str]) -> bytes:
+def _decode(raw: bytes, content_encoding: str, limit: int, body: Body) -> bytes:
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
     if not codings or codings == ["identity"]:
         return raw
+    notes = body.notes
     data = raw
     # Codings are listed in the order they were applied; undo them in reverse.
     for coding in reversed(codings):
@@ -262,12 +273,19 @@ def _decode(raw: bytes, content_encoding: str, limit: int, notes: dict[str, str]
         else:
             notes["encoding"] = f"Content-Encoding {coding!r} is not decoded; shown as received."
             return raw
+        # Only the outermost coding's data can be shown in part or with bytes
+        # after it: the body is stored again from the decoded text, with those
+        # bytes, when a key in it must be masked.
+        outermost = data is raw
         try:
-            out = _inflate(data, wbits, coding, limit, notes)
+            out = _inflate(data, wbits, coding, limit, notes, body if outermost else None)
         except zlib.error as exc:
             notes["encoding"] = f"{coding} body could not be decoded ({exc}); kept as received."
-            return raw
+            out = None
         if out is None:
+            body.still_encoded = True
+            body.decoded_partly = False
+            body.after_coded = b""
             return raw
         data = out
     return data
@@ -277,13 +295,19 @@ _INFLATE_STEP = (256, 1 << 20)  # input fed per call: first, and at most
 GZIP_MEMBERS_MAX = 1000  # real senders send one; `cat`-ed files a few
 
 
-def _inflate(data: bytes, wbits: int, coding: str, limit: int, notes: dict[str, str]):
+def _inflate(
+    data: bytes, wbits: int, coding: str, limit: int, notes: dict[str, str], body: Body | None
+):
     """One coding undone, or None (with a note) when it cannot be. A gzip body
     may hold several members, read one after another as `gzip -d` does.
 
     Input goes in growing pieces, so what zlib hands back unread after a
     member ends is a piece's rest, not the body's: a body of many tiny
     members costs time in proportion to its size.
+
+    With `body` (the outermost coding), data cut short or broken is decoded as
+    far as it can be read (`body.decoded_partly`), and bytes after the end of
+    the compressed data are kept in `body.after_coded`.
     """
     view = memoryview(data)
     members: list[bytes] = []
@@ -297,6 +321,7 @@ def _inflate(data: bytes, wbits: int, coding: str, limit: int, notes: dict[str, 
             return b"".join(members)
         start, out, step = pos, [], _INFLATE_STEP[0]
         inflater = zlib.decompressobj(wbits)
+        error = None
         try:
             while not inflater.eof and pos < len(view):
                 piece = view[pos : pos + step]
@@ -311,12 +336,24 @@ def _inflate(data: bytes, wbits: int, coding: str, limit: int, notes: dict[str, 
                 pos += len(piece) - len(inflater.unused_data)
                 step = min(step * 2, _INFLATE_STEP[1])
             ended = inflater.eof
-        except zlib.error:
-            if start == 0:
+        except zlib.error as exc:
+            if start == 0 and body is None:
                 raise
-            ended = False
+            ended, error = False, exc
         if not ended:
+            read = b"".join(out)
+            if body is not None and read:  # cut short or broken after some data
+                problem = f"broken ({error})" if error else "truncated"
+                notes["encoding"] = (
+                    f"{coding} body is {problem}: shown decoded as far as it could be read; "
+                    "the raw body is kept as received."
+                )
+                body.decoded_partly = True
+                members.append(read)
+                return b"".join(members)
             if start == 0:
+                if error is not None:
+                    raise error
                 notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
                 return None
             pos = start  # a later "member" that is not one: trailing bytes
@@ -329,6 +366,8 @@ def _inflate(data: bytes, wbits: int, coding: str, limit: int, notes: dict[str, 
             f"{len(view) - pos} byte(s) after the end of the {coding} data are not part of it: "
             "shown decoded without them; the raw body keeps them."
         )
+        if body is not None:
+            body.after_coded = bytes(view[pos:])
     return b"".join(members)
 
 

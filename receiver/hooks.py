@@ -319,7 +319,8 @@ def build_row(
                 "name": red_text(part.name),
                 "filename": None if part.filename is None else red_text(part.filename),
                 "content_type": red_text(part.content_type),
-                "size": part.size,
+                # As stored: with a key masked (its length is no one's business).
+                "size": redactor.data_size(reading.body.files[part.index]),
             }
             for part in reading.body.parts
         ],
@@ -363,16 +364,23 @@ def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[st
     raw = reading.raw_body
     if not redactor:
         return raw, {}
-    decoded = reading.body.decoded
-    encoding = reading.body.wide_encoding
+    body = reading.body
+    decoded = body.decoded
     if decoded is raw or decoded == raw:
-        return _masked(raw, encoding, redactor), {}
-    masked = _masked(decoded, encoding, redactor)
+        return _masked(raw, body.wide_encoding, redactor), {}
+    masked = _masked(decoded, body.wide_encoding, redactor)
     if masked == decoded:
         return redactor.data(raw), {}
-    data = encode(masked, reading.content_encoding)
-    note = "The decoded body carried the secrettoken: stored re-compressed with it masked."
-    return data, {"redaction": note}
+    data = encode(masked, reading.content_encoding) + redactor.data(body.after_coded)
+    note = "The decoded body carried the secrettoken: stored re-compressed with it masked"
+    if body.after_coded:
+        note += ", followed by the bytes that came after the compressed data"
+    if body.decoded_partly:
+        note += (
+            f"; only what could be decoded is kept ({len(raw):,} B were received), as the "
+            "rest could not be checked for the key"
+        )
+    return data, {"redaction": note + "."}
 
 
 def _masked(data: bytes, encoding: str | None, redactor: Redactor) -> bytes:

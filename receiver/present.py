@@ -73,7 +73,9 @@ def body_view(capture: Capture) -> BodyView:
         view = _view_of(decoded, capture.detail.get("json"))
     if decoded is not data and decoded != data:
         encoding = capture.header("content-encoding")
-        view.encoding_note = f"{encoding} decoded: {size(len(data))} received"
+        view.encoding_note = f"{encoding} decoded: {size(capture.content_length)} received"
+        if len(data) != capture.content_length:  # stored again, with a key masked
+            view.encoding_note += f", {size(len(data))} stored"
     return view
 
 

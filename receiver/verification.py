@@ -196,12 +196,26 @@ class Redactor:
             value = pattern.sub(replacement, value)
         return value
 
+    def data_size(self, value: bytes) -> int:
+        """len(self.data(value)), without making the masked copy."""
+        return _masked_size(self, value)
+
     def data(self, value: bytes) -> bytes:
         if len(value) < self._shortest:
             return value
         for pattern, replacement in self._bytes:
             value = _replace(pattern, replacement, value)
         return value
+
+
+def _masked_size(redactor: Redactor, value: bytes) -> int:
+    size = len(value)
+    if size < redactor._shortest:
+        return size
+    for pattern, replacement in redactor._bytes:
+        for match in pattern.finditer(value):
+            size += len(replacement) - (match.end() - match.start())
+    return size
 
 
 def _replace(pattern: re.Pattern[bytes], replacement: bytes, value: bytes) -> bytes:

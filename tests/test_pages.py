@@ -273,6 +273,21 @@ def test_body_view_says_what_was_decoded_and_reads_utf16_json(client):
     assert "&#34;name&#34;: &#34;Zoë&#34;" in html
 
 
+def test_a_compressed_body_stored_again_with_its_key_masked_says_both_sizes(client):
+    import gzip
+
+    body = gzip.compress(b"event=LEAD_CREATED&secrettoken=sk_live_0123456789abcdef&n=1")
+    capture_id = client.post(
+        "/hooks/default",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"},
+    ).get_json()["id"]
+    stored = client.get(f"/api/captures/{capture_id}/raw").get_data()
+    assert stored != body
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert f"gzip decoded: {len(body)} B received, {len(stored)} B stored" in html
+
+
 def test_a_multipart_body_with_a_file_is_shown_part_by_part(client):
     capture_id = client.post(
         "/hooks/default",

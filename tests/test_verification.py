@@ -703,6 +703,90 @@ def undo_content_codings(data: bytes, content_encoding: str) -> bytes:
     return data
 
 
+def gzip_partly(data: bytes) -> bytes:
+    """`gzip -d` of data cut short: everything that can be read."""
+    return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
+
+
+def test_a_truncated_gzip_body_is_read_as_far_as_it_goes_and_its_key_hidden(
+    runner, client, fetch, database_url, caplog
+):
+    add_secret(runner, "prod", KEY)
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    form = urlencode(delivery(secrettoken=KEY)).encode() + b"&note=" + b"x" * 2000
+    cut = gzip.compress(form)[:-30]
+    response = client.post(
+        "/hooks/default",
+        data=cut,
+        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
+    )
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "verified"  # the key was read from the part
+    assert "gzip body is truncated: shown decoded as far as it could be read" in (
+        document["notes"]["encoding"]
+    )
+    assert "only what could be decoded is kept" in document["notes"]["redaction"]
+    stored = gzip.decompress(base64.b64decode(document["body_base64"]))
+    assert stored.startswith(b"event=QR_CODE_SCANNED&")
+    assert document["content_length"] == len(cut)
+    assert_secret_hidden(KEY, document, database_url, caplog.text)
+
+    # Without a key in it, a truncated body is kept exactly as received.
+    noise = base64.b64encode(bytes(range(256)) * 8)  # compresses little
+    plain = gzip.compress(b"event=LEAD_CREATED&name=Ana&note=" + noise)[:-30]
+    response = client.post(
+        "/hooks/default",
+        data=plain,
+        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
+    )
+    document = fetch(capture_id(response))
+    assert base64.b64decode(document["body_base64"]) == plain
+    assert ("post", "name", "Ana") in [
+        (p["source"], p["name"], p["value"]) for p in document["params"]
+    ]
+
+
+def test_bytes_after_gzip_data_are_kept_when_a_key_is_masked(runner, client, fetch):
+    add_secret(runner, "prod", KEY)
+    sent = gzip.compress(urlencode(delivery(secrettoken=KEY)).encode()) + b"TRAILING-BYTES-XYZ"
+    response = client.post(
+        "/hooks/default",
+        data=sent,
+        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
+    )
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "verified"
+    stored = base64.b64decode(document["body_base64"])
+    assert stored.endswith(b"TRAILING-BYTES-XYZ")
+    assert KEY.encode() not in gzip_partly(stored)
+    assert "followed by the bytes that came after" in document["notes"]["redaction"]
+
+
+def test_multipart_part_sizes_are_those_stored_not_the_key_length(client, fetch):
+    response = client.post(
+        "/hooks/default",
+        data={"event": "LEAD_CREATED", "secrettoken": KEY, "note": f"key {KEY} again {KEY}"},
+        content_type="multipart/form-data",
+    )
+    document = fetch(capture_id(response))
+    for part in document["parts"]:
+        stored = client.get(f"/api/captures/{document['id']}/parts/{part['index']}").get_data()
+        assert part["size"] == len(stored)
+    assert document["parts"][1]["size"] != len(KEY)
+
+
+def test_gzip_data_that_cannot_be_read_at_all_is_not_parsed_as_a_form(client, fetch):
+    header_only = gzip.compress(b"event=LEAD_CREATED")[:8]
+    response = client.post(
+        "/hooks/default",
+        data=header_only,
+        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
+    )
+    document = fetch(capture_id(response))
+    assert document["params"] == []
+    assert base64.b64decode(document["body_base64"]) == header_only
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate, gzip", "gzip, deflate"])
 def test_compressed_body_stored_masked_still_decodes_per_its_header(
     runner, client, fetch, encoding

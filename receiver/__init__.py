@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from . import config
 from .extensions import csrf, db, htmx, migrate
@@ -41,6 +42,9 @@ def create_app(test_config: dict | None = None) -> Flask:
             app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted, x_prefix=trusted
         )
 
+    # Ids in URLs are ASCII digits: `\d` would also take `１` or `١٠` as 1 and 10.
+    app.url_map.converters["int"] = AsciiIntegerConverter
+
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)
     htmx.init_app(app)
@@ -61,6 +65,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(ops.bp)
     return app
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    regex = r"[0-9]+"
 
 
 def _engine_options(app: Flask) -> dict:

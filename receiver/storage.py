@@ -306,25 +306,23 @@ def _matches(q: str):
 
     Parameters are stored as JSON, and JSON bodies escape quotes, backslashes
     and control characters: text as the user reads it (`say "hi"`) is looked
-    for in that escaped form too.
+    for in the parameters in that escaped form only (a bare `"` would match
+    every one), and in the body in both forms.
     """
     pattern = _like(q)
+    escaped = json.dumps(q, ensure_ascii=False)[1:-1]
     if db.session.get_bind().dialect.name == "postgresql":
         # bytea has no text operators; 'escape' encoding reads any bytes as text.
         body = func.encode(Capture.body, "escape")
     else:
         body = cast(Capture.body, Text)
     matches = [
-        Capture.params.ilike(pattern, escape="\\"),
+        Capture.params.ilike(_like(escaped), escape="\\"),
         Capture.path.ilike(pattern, escape="\\"),
         body.ilike(pattern, escape="\\"),
     ]
-    escaped = json.dumps(q, ensure_ascii=False)[1:-1]
     if escaped != q:
-        matches += [
-            Capture.params.ilike(_like(escaped), escape="\\"),
-            body.ilike(_like(escaped), escape="\\"),
-        ]
+        matches.append(body.ilike(_like(escaped), escape="\\"))
     if db.session.get_bind().dialect.name == "sqlite":
         # SQLite's text cast stops at a NUL byte; find text after one too (exact case).
         matches.append(func.instr(Capture.body, q.encode()) > 0)

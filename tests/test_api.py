@@ -691,6 +691,16 @@ def test_q_finds_text_as_shown_even_where_json_escapes_it(client, text, kind):
     assert found == [int(response.headers["X-Capture-Id"])]
 
 
+@pytest.mark.parametrize("q", ['"', "\\", '", "'])
+def test_q_for_a_quote_or_backslash_does_not_match_the_json_the_parameters_are_kept_in(
+    client, q
+):
+    client.post("/hooks/default", data={"event": "LEAD_CREATED", "note": "plain"})
+    client.post("/hooks/default", data={"event": "LEAD_CREATED", "note": 'say "hi"'})
+    found = listed_ids(client, "?" + urlencode({"q": q}))
+    assert len(found) == (1 if q == '"' else 0)
+
+
 def test_clear_deletes_every_capture_of_the_inbox_only(client):
     client.post("/api/inboxes", json={"slug": "other"})
     for _ in range(3):
@@ -1354,3 +1364,12 @@ def test_api_matches_its_openapi_document(case, app, bearer):
     # put it back so later cases of the operation still find something.
     with app.app_context():
         storage.ensure_default_inbox()
+
+
+@pytest.mark.parametrize("digits", ["%EF%BC%91", "%D9%A1"])  # full-width 1, Arabic-Indic 1
+def test_ids_in_urls_are_ascii_digits_only(client, digits):
+    send(client)
+    assert client.get("/api/captures/1").status_code == 200
+    assert client.get(f"/api/captures/{digits}").status_code == 404
+    assert client.delete(f"/api/captures/{digits}").status_code in (404, 405)
+    assert client.get(f"/inboxes/default/captures/{digits}").status_code == 404

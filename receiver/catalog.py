@@ -693,12 +693,16 @@ def _check_event(
         name = param.name
         count = _count(params, name)
         if count > 1:
+            use = (
+                "the key is verified only if every value is an expected key"
+                if name == "secrettoken"
+                else "checks use the first value"
+            )
             yield Finding(
                 "info",
                 "repeated_param",
                 name,
-                f"{name} was sent {count} times; checks use the first value "
-                "(PHP's $_POST would keep the last)",
+                f"{name} was sent {count} times; {use} (PHP's $_POST would keep the last)",
             )
 
 

@@ -614,3 +614,6 @@ def test_secrettoken_value_never_appears_in_messages():
     findings = check("LEAD_CREATED", params, received_at=NOW)
     assert ("repeated_param", "secrettoken") in codes(findings)
     assert not any("TOPSECRET" in f.message for f in findings)
+    # Verification holds every value to the expected keys, not the first one.
+    repeated = next(f for f in findings if f.code == "repeated_param")
+    assert "verified only if every value is an expected key" in repeated.message

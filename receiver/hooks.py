@@ -353,7 +353,7 @@ def build_row(
         "secret_label": verdict.label,
         "secret_fingerprint": verdict.fingerprint,
         "finding_count": sum(1 for f in findings if f.level != "info"),
-        "dedupe_key": _dedupe_key(event_type, first),
+        "dedupe_key": _dedupe_key(event_type, first, params),
     }
     return row, params
 
@@ -392,17 +392,17 @@ def _masked(data: bytes, encoding: str | None, redactor: Redactor) -> bytes:
     return recode_text(data, encoding, redactor.text)
 
 
-def _dedupe_key(event_type: str, first: dict[str, str]) -> str | None:
-    timestamp = first.get("timestamp", "")
-    if not timestamp or event_type == catalog.UNKNOWN:
+def _dedupe_key(event_type: str, first: dict[str, str], params) -> str | None:
+    """Same event, code and timestamp, and every other parameter the same too:
+    a redelivery repeats the whole delivery. (Two scans of one code in the
+    same second differ in `redirects`; two leads in `email`.) The key is left
+    out: a redelivery may carry a rotated one."""
+    if not first.get("timestamp") or event_type == catalog.UNKNOWN:
         return None
-    parts = [
-        event_type,
-        first.get("code", ""),
-        timestamp,
-        first.get("uniqueid", ""),
-        first.get("couponnumber", ""),
-    ]
+    parts = [event_type]
+    for source, name, value in params:
+        if name != SECRET_PARAM:
+            parts += (source, name, value)
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 

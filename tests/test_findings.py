@@ -43,11 +43,19 @@ def test_a_redelivery_is_flagged_as_a_likely_duplicate_of_the_first(client):
         {"code": "V2"},
         {"event": "VOUCHER_EXPIRED"},
         {"couponnumber": "C-9"},
+        # Same code and second, but another redemption.
+        {"status": "VOUCHER_ALREADY_REDEEMED"},
+        {"eancode": "4006381333931"},
     ],
 )
 def test_a_different_delivery_is_not_a_duplicate(client, changes):
     post(client)
     assert post(client, **changes)["duplicate_of"] is None
+
+
+def test_a_redelivery_with_another_key_is_still_a_duplicate(client):
+    first = post(client, secrettoken="old-key-0123456789")
+    assert post(client, secrettoken="new-key-9876543210")["duplicate_of"] == first["id"]
 
 
 def test_duplicates_are_per_inbox(app, client):

@@ -53,6 +53,18 @@ def size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MiB"
 
 
+def header_text(value: str) -> tuple[str, bool]:
+    """A header value for reading, and whether it was read as UTF-8. HTTP
+    hands non-ASCII header bytes over as Latin-1 (`JosÃ©`); most senders
+    meant UTF-8 (`José`), so bytes that are valid UTF-8 are read as such."""
+    if value.isascii():
+        return value, False
+    try:
+        return value.encode("latin-1").decode("utf-8"), True
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value, False
+
+
 @dataclass
 class BodyView:
     kind: str  # "empty", "json", "text", "binary"

@@ -538,3 +538,14 @@ def test_an_unusual_method_can_be_filtered_from_its_capture(client):
     assert set(row_ids(html.split('id="rows"')[1])) == {propfind}
     # The filter form shows the method it is filtering by, though it is off the list.
     assert "<option selected>PROPFIND</option>" in html
+
+
+def test_non_ascii_header_values_are_read_as_utf8_where_they_are(client):
+    capture_id = client.post(
+        "/hooks/default",
+        data=b"x",
+        headers={"X-Name": "José".encode().decode("latin-1"), "X-Latin": "caf\xe9"},
+    ).get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert '<td class="value">José <small class="hint"' in html
+    assert '<td class="value">café</td>' in html  # not UTF-8: shown as received

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from . import metrics
 from .extensions import db
@@ -35,6 +35,12 @@ def _code(exc: HTTPException) -> str:
 def handle_http_error(exc: HTTPException):
     if request.path.startswith("/hooks/") and exc.code in (413, 405, 400):
         metrics.rejected(_code(exc))
+    if exc.code == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
+        exc = RequestEntityTooLarge(
+            f"The body is larger than this server's limit of "
+            f"{current_app.config['MAX_CONTENT_LENGTH']:,} bytes (RECEIVER_MAX_BODY_BYTES); "
+            "nothing was stored."
+        )
     if wants_json():
         response = error_response(exc.code or 500, _code(exc), exc.description or exc.name)
         if exc.code == 405 and exc.valid_methods:

@@ -104,7 +104,11 @@ def test_a_body_over_the_limit_on_any_capture_url_is_a_413(app, client, method, 
     app.config["MAX_CONTENT_LENGTH"] = 10
     response = client.open(path, method=method, data=b"x" * 100)
     assert response.status_code == 413
-    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+    assert response.get_json()["error"] == {
+        "code": "request_entity_too_large",
+        "message": "The body is larger than this server's limit of 10 bytes "
+        "(RECEIVER_MAX_BODY_BYTES); nothing was stored.",
+    }
 
 
 def test_slashes_after_an_unknown_inbox_are_its_404(client):

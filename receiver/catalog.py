@@ -422,7 +422,7 @@ def _parse_datetime(value: str, match: re.Match[str]) -> TimestampReading:
     if when < _EPOCH:
         return _bad(value, f"timestamp {_show(value.strip())} is before 1970")
     naive_space = assumed and g["sep"] == " "
-    form = "date and time (no zone, read as UTC)" if naive_space else "ISO 8601"
+    form = "date and time" if naive_space else "ISO 8601"
     return TimestampReading(value, when, form, assumed, None)
 
 

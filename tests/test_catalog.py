@@ -333,7 +333,7 @@ TIMESTAMPS = [
     ("2025-11-27T17:00:00.123456789Z", NOW + timedelta(microseconds=123456), "ISO 8601", False),
     ("2025-11-27T17:00", NOW, "ISO 8601", True),
     ("2025-11-27T17:00:00", NOW, "ISO 8601", True),
-    ("2025-11-27 17:00:00", NOW, "date and time (no zone, read as UTC)", True),
+    ("2025-11-27 17:00:00", NOW, "date and time", True),
 ]
 
 

@@ -393,6 +393,10 @@ def test_clear_asks_then_deletes_with_csrf_and_redirects_303(client):
     html = client.get("/inboxes/default").get_data(as_text=True)
     assert row_ids(html.split('id="rows"')[1]) == []
     assert "Nothing captured yet" in html
+    # An empty inbox has nothing to clear, and the page says so.
+    confirm = client.get("/inboxes/default/clear").get_data(as_text=True)
+    assert "has no captures: there is nothing to clear" in confirm
+    assert "Delete 0 captures" not in confirm
 
 
 @pytest.mark.parametrize(

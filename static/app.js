@@ -139,6 +139,29 @@
   });
   document.addEventListener("DOMContentLoaded", markSelected);
 
+  // Keyboard users land where they are going: in a capture they opened from the
+  // list, and on the next row after deleting one (not back at the page's top).
+  var focusAfterDelete = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (!event.detail.elt.hasAttribute("hx-delete")) return;
+    var row = document.querySelector(".capture-row.selected");
+    var next = row && (row.nextElementSibling || row.previousElementSibling);
+    focusAfterDelete = next ? next.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.target.id !== "detail") return;
+    var heading = event.target.querySelector(".capture-detail h2");
+    var trigger = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (heading && trigger && trigger.classList.contains("row-link")) {
+      heading.setAttribute("tabindex", "-1");
+      heading.focus({ preventScroll: true });
+    } else if (!heading && focusAfterDelete) {
+      var link = document.querySelector("#" + focusAfterDelete + " .row-link");
+      if (link) link.focus();
+      focusAfterDelete = null;
+    }
+  });
+
   // A capture's own URL opened on a narrow screen: its detail, not the list, first.
   document.addEventListener("DOMContentLoaded", function () {
     var detail = document.querySelector("#detail .capture-detail");

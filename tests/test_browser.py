@@ -263,6 +263,28 @@ def test_deleting_a_capture_removes_its_row_and_moves_its_count(watched, live_se
     expect(page.locator("#detail")).to_contain_text("Select a capture")
 
 
+def test_keyboard_opens_a_capture_into_its_detail_and_deletes_onto_the_next_row(
+    watched, live_server
+):
+    page = watched.page
+    older = deliver(live_server, "older", data={"event": "VOUCHER_EXPIRED"})
+    newer = deliver(live_server, "newer", data={"event": "VOUCHER_EXPIRED"})
+    open_inbox(page)
+    page.locator(f"#capture-{newer} .row-link").focus()
+    page.keyboard.press("Enter")
+    heading = page.locator("#detail h2")
+    expect(heading).to_have_text(f"Capture #{newer}")
+    expect(heading).to_be_focused()
+    page.keyboard.press("Tab")  # on into the capture, not through the rest of the list
+    expect(page.locator("#detail a.method")).to_be_focused()
+    delete = page.locator("#detail").get_by_role("button", name="Delete")
+    delete.focus()
+    watched.confirms.append(f"Delete capture #{newer}?")
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#capture-{newer}")).to_have_count(0)
+    expect(page.locator(f"#capture-{older} .row-link")).to_be_focused()
+
+
 def test_closed_dashboards_do_not_hold_the_threads_deliveries_need(browser, tmp_path):
     """A dashboard tab that is closed gives its live-stream thread back at once.
 

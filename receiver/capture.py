@@ -119,6 +119,7 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
     received_at = received_at or datetime.now(UTC).replace(tzinfo=None)
     raw = read_raw_body(request.environ, request.max_content_length)
     headers = wire_headers(request.environ, request.headers)
+    trailers = request.environ.get("receiver.raw_trailers", list)()
     content_type = request.headers.get("Content-Type", "")
     content_encoding = request.headers.get("Content-Encoding", "")
     body = read_body(
@@ -127,6 +128,13 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
         content_encoding,
         limit=(request.max_content_length or len(raw) or 1) * MAX_DECODED_FACTOR,
     )
+    if trailers:
+        names = ", ".join(dict.fromkeys(name for name, _value in trailers))
+        body.notes["trailers"] = (
+            f"{len(trailers)} trailer field(s) came after the chunked body ({names}); "
+            "listed last among the headers."
+        )
+        headers += trailers
     query = parse_pairs(request.query_string)
     return Reading(
         method=request.method,

@@ -11,6 +11,9 @@ decide what is accepted. Installed from gunicorn.conf.py.
 from __future__ import annotations
 
 ENVIRON_KEY = "receiver.raw_headers"
+# A chunked body may end with trailer fields, known only once the body is read:
+# this environ entry is a function that gives them then (original names, in order).
+TRAILERS_KEY = "receiver.raw_trailers"
 
 
 def _original_names(data: bytes) -> dict[str, list[str]]:
@@ -33,11 +36,12 @@ def install() -> None:
 
     def parse_with_names(self, data, from_trailer=False):
         headers = parse_headers(self, data, from_trailer)
-        if not from_trailer:
-            originals = _original_names(data)
-            self.receiver_raw_headers = [
-                ((originals.get(name) or [name]).pop(0), value) for name, value in headers
-            ]
+        originals = _original_names(data)
+        named = [((originals.get(name) or [name]).pop(0), value) for name, value in headers]
+        if from_trailer:
+            self.receiver_raw_trailers = named
+        else:
+            self.receiver_raw_headers = named
         return headers
 
     def create_with_names(req, *args, **kwargs):
@@ -45,6 +49,7 @@ def install() -> None:
         raw = getattr(req, "receiver_raw_headers", None)
         if raw is not None:
             environ[ENVIRON_KEY] = raw
+            environ[TRAILERS_KEY] = lambda: getattr(req, "receiver_raw_trailers", [])
         return resp, environ
 
     parse_with_names._receiver = True

@@ -160,6 +160,31 @@ def test_chunked_body_is_captured_byte_for_byte(live_server):
     assert base64.b64decode(stored["body_base64"]) == payload
 
 
+def test_chunked_trailer_fields_are_kept_after_the_headers_with_a_note(live_server):
+    key = "trailerkey-" + "0c9b7d1e3f"
+    body = f"event=LEAD_CREATED&secrettoken={key}".encode()
+    answer = raw_request(
+        live_server,
+        b"POST /hooks/default/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n"
+        + f"{len(body):x}\r\n".encode()
+        + body
+        + b"\r\n0\r\nX-Body-Sig: sha256=abc123\r\nx-echo: "
+        + key.encode()
+        + b"\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
+    assert stored["headers"][-2] == ["X-Body-Sig", "sha256=abc123"]
+    name, value = stored["headers"][-1]
+    assert name == "x-echo" and value.startswith("[secrettoken:")
+    assert "2 trailer field(s) came after the chunked body (X-Body-Sig, x-echo)" in (
+        stored["notes"]["trailers"]
+    )
+    assert key not in str(stored)
+
+
 def _total_captures(server) -> int:
     return requests.get(f"{server.url}/api/inboxes/default/stats", timeout=5).json()["total"]
 

@@ -106,7 +106,7 @@ def _capture(app, req: Request, inbox: str, rest: str):
     prepared = _prepare(req, rest, box, config)
     if isinstance(prepared, Response):
         return prepared
-    row, log_text, received, verdict = prepared
+    row, log_text, hidden, verdict = prepared
     rejected = box.enforce_secret and not verdict.accepted
     # "Fail the first N deliveries": counted down atomically, so concurrent
     # deliveries fail exactly N times between them.
@@ -130,7 +130,7 @@ def _capture(app, req: Request, inbox: str, rest: str):
 
     metrics.captured(box.slug, row["event_type"], row["verdict"])
     if box.forward_url and config["RECEIVER_OUTBOUND_ENABLED"]:
-        relay.forward_later(app, capture_id, received[0] if received else None)
+        relay.forward_later(app, capture_id, hidden)
     if rejected:
         metrics.rejected("secret_rejected")
     if log_text:
@@ -150,7 +150,8 @@ def _capture(app, req: Request, inbox: str, rest: str):
 
 def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     """Read, verify and mask a delivery into the row to store, with its log
-    record, the keys it carried and its verdict; or the error to answer.
+    record, the values masked in it (the keys it carried) and its verdict; or
+    the error to answer.
 
     Everything read from the request lives only in here, so a large body's
     parsed copies are gone before the row goes to the database.
@@ -175,7 +176,7 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     row, params = build_row(reading, box.id, verdict, redactor, config)
     # One record, so lines from concurrent deliveries never interleave.
     log_text = "\n".join(fired_webhook_lines(params)) if config["RECEIVER_LOG_CAPTURES"] else ""
-    return row, log_text, received, verdict
+    return row, log_text, hidden, verdict
 
 
 def answer(

@@ -2,8 +2,9 @@
 
 Both send the capture as it was stored: same method, headers without the hop-by-hop
 ones, the exact body bytes. What was stored has the secrettoken masked; a replay can
-put a key the user types back in its place, for that one request, and nothing
-recorded keeps that key. Both go through outbound.py's rules (SSRF).
+put a key the user types back in its place, for that one request, and a forward puts
+back each key the delivery carried where it was. Nothing recorded keeps a key. Both
+go through outbound.py's rules (SSRF).
 
 Forwarding happens in a background thread per process, so a sender's capture is
 answered as fast as without it; failed attempts are retried with growing pauses.
@@ -20,7 +21,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -35,7 +36,7 @@ from .extensions import db
 from .models import Capture, Inbox, RelayAttempt
 from .present import NOT_REPLAYED
 from .storage import utcnow
-from .verification import Redactor
+from .verification import Redactor, mask
 
 FORWARD, REPLAY = "forward", "replay"
 # Sent with every forwarded request; a capture that arrived with it is not forwarded
@@ -50,6 +51,24 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 
 log = logging.getLogger("receiver.relay")
 
+# The key a mask stands for, or None when it is not known (the mask is then sent as is).
+Keys = Callable[[str], "str | None"]
+
+
+class Unsendable(ValueError):
+    """The request cannot be made: a key cannot be written where its mask stands."""
+
+
+def typed_key(secret: str | None) -> Keys | None:
+    """A key a person gives for a replay: it goes wherever a secrettoken was masked."""
+    return (lambda _mask: secret) if secret else None
+
+
+def received_keys(signing_key: str, secrets: list[str]) -> Keys | None:
+    """The keys a delivery carried: each goes back where its own mask is."""
+    by_mask = {mask(signing_key, secret): secret for secret in secrets}
+    return by_mask.get if by_mask else None
+
 
 @dataclass
 class Outgoing:
@@ -62,48 +81,87 @@ class Outgoing:
 
 
 def outgoing(
-    capture: Capture, target: str, *, with_subpath: bool, secret: str | None = None
+    capture: Capture, target: str, *, with_subpath: bool, keys: Keys | None = None
 ) -> Outgoing:
     """The capture as a request to `target` (plus its sub-path when asked), with its query.
 
-    With a `secret`, every masked secrettoken is replaced by it, spelled for where it
-    stands: percent-encoded in the URL and form bodies, escaped in JSON, as is elsewhere.
+    With `keys`, each masked secrettoken whose key is known is replaced by it, spelled
+    for where it stands: percent-encoded in the URL and form bodies, escaped in JSON,
+    as is elsewhere. Raises Unsendable when a key cannot be written into its header.
     """
-    if secret and any(ord(c) < 32 or ord(c) == 127 for c in secret):
-        raise ValueError("The key must not contain control characters.")
-    parts = urlsplit(target)
-    path = parts.path
-    if with_subpath and capture.subpath:
-        path = path.rstrip("/") + "/" + _quoted_path(capture.subpath, secret)
-    captured_query = capture.query_string.decode("latin-1")
-    if secret:
-        captured_query = _unmask(captured_query, quote(secret, safe=""))
-    query = "&".join(q for q in (parts.query, captured_query) if q)
+    url = outgoing_url(capture, target, with_subpath=with_subpath, keys=keys)
     headers = [
-        (name, _unmask(value, secret) if secret else value)
+        (name, _unmask(value, keys, _header_value) if keys else value)
         for name, value in capture.header_list
         if name.lower() not in NOT_REPLAYED
     ]
-    body = _body_with_secret(capture, secret) if secret else capture.body
-    url = urlunsplit(parts._replace(path=path, query=query))
+    body = _body_with_keys(capture, keys) if keys else capture.body
     return Outgoing(capture.method, url, headers, body)
 
 
-def _unmask(text: str, secret: str) -> str:
-    # A function, not a template: a key's backslashes are not group references.
-    return MASK.sub(lambda _mask: secret, text)
+def outgoing_url(
+    capture: Capture, target: str, *, with_subpath: bool, keys: Keys | None = None
+) -> str:
+    """The URL part of outgoing(): without `keys`, as it is recorded."""
+    parts = urlsplit(target)
+    path = parts.path
+    if with_subpath and capture.subpath:
+        path = path.rstrip("/") + "/" + _quoted_path(capture.subpath, keys)
+    captured_query = capture.query_string.decode("latin-1")
+    if keys:
+        captured_query = _unmask(captured_query, keys, lambda key: quote(key, safe=""))
+    query = "&".join(q for q in (parts.query, captured_query) if q)
+    return urlunsplit(parts._replace(path=path, query=query))
 
 
-def _quoted_path(subpath: str, secret: str | None) -> str:
+def _unmask(text: str, keys: Keys, spell: Callable[[str], str]) -> str:
+    """`text` with each mask whose key is known replaced by the key, as `spell` writes it."""
+    restore = _restoring(keys, spell)
+    return MASK.sub(lambda found: restore(found.group()), text)
+
+
+def _unmask_bytes(data: bytes, keys: Keys, spell: Callable[[str], str]) -> bytes:
+    restore = _restoring(keys, spell)
+    return MASK_BYTES.sub(lambda found: restore(found.group().decode()).encode(), data)
+
+
+def _restoring(keys: Keys, spell: Callable[[str], str]) -> Callable[[str], str]:
+    # Replacements are made by a function, not a template: a key's backslashes are
+    # not group references.
+    def restore(masked: str) -> str:
+        key = keys(masked)
+        return masked if key is None else spell(key)
+
+    return restore
+
+
+def _header_value(key: str) -> str:
+    """A key as a header carries it: the header is sent as Latin-1, on one line."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise Unsendable("The key cannot be sent in a header: it contains a control character.")
+    try:
+        key.encode("latin-1")
+    except UnicodeEncodeError:
+        raise Unsendable(
+            "The key cannot be sent in a header: it has characters outside Latin-1."
+        ) from None
+    return key
+
+
+def _quoted_path(subpath: str, keys: Keys | None) -> str:
     """The stored (decoded) sub-path, percent-encoded again; a key stays one segment.
 
     `.` and `..` segments are encoded too: a sender's `../../api/...` must not
     climb out of the target URL once a client library resolves dot segments.
     """
-    pieces = (_quoted_segments(piece) for piece in MASK.split(subpath))
-    if not secret:
-        return next(pieces)
-    return quote(secret, safe="").join(pieces)
+    pieces, last = [], 0
+    for found in MASK.finditer(subpath):
+        key = keys(found.group()) if keys else None
+        pieces.append(_quoted_segments(subpath[last : found.start()]))
+        pieces.append(quote(found.group() if key is None else key, safe=""))
+        last = found.end()
+    pieces.append(_quoted_segments(subpath[last:]))
+    return "".join(pieces)
 
 
 def _quoted_segments(path: str) -> str:
@@ -113,30 +171,33 @@ def _quoted_segments(path: str) -> str:
     )
 
 
-def _body_with_secret(capture: Capture, secret: str) -> bytes:
-    mimetype = parse_options_header(capture.content_type)[0].lower()
-    if mimetype == FORM_TYPE:
-        spelled = quote(secret, safe="")
-    elif mimetype in JSON_TYPES or mimetype.endswith("+json"):
-        spelled = json.dumps(secret)[1:-1]
-    else:
-        spelled = secret
+def _body_with_keys(capture: Capture, keys: Keys) -> bytes:
+    spell = _spelling_in_body(capture.content_type)
     encoding = capture.header("content-encoding")
     # A compressed body is unmasked in its decoded form, then compressed again.
     body = read_body(capture.body, capture.content_type, encoding, 20 * len(capture.body) + 1024)
     if body.wide_encoding:  # UTF-16 or UTF-32 JSON, masked as text in its own encoding
         unmasked = recode_text(
-            body.decoded, body.wide_encoding, lambda text: MASK.sub(lambda _mask: spelled, text)
+            body.decoded, body.wide_encoding, lambda text: _unmask(text, keys, spell)
         )
-        if unmasked is body.decoded:
-            return capture.body
     elif not MASK_BYTES.search(body.decoded):
         return capture.body
     else:
-        unmasked = MASK_BYTES.sub(lambda _mask: spelled.encode(), body.decoded)
+        unmasked = _unmask_bytes(body.decoded, keys, spell)
+    if unmasked == body.decoded:  # no mask with a known key
+        return capture.body
     if body.decoded is capture.body:
         return unmasked
     return encode(unmasked, encoding)
+
+
+def _spelling_in_body(content_type: str) -> Callable[[str], str]:
+    mimetype = parse_options_header(content_type)[0].lower()
+    if mimetype == FORM_TYPE:
+        return lambda key: quote(key, safe="")
+    if mimetype in JSON_TYPES or mimetype.endswith("+json"):
+        return lambda key: json.dumps(key)[1:-1]
+    return str
 
 
 # --- replay ---
@@ -148,22 +209,33 @@ def replay(
     """Send the capture to `target` now and record the attempt; returns it.
 
     Raises outbound.Refused (nothing sent, nothing recorded) when the target may not be
-    reached, ValueError for an unusable key. `secret` replaces the masked secrettoken in
-    this request only: the recorded attempt never contains it, even if the target echoes it.
+    reached, ValueError for a key with control characters. `secret` replaces every
+    masked secrettoken in this request only: the recorded attempt never contains it, even
+    if the target echoes it. A key that cannot stand where a mask is (in a header) makes
+    a failed attempt, recorded with the reason.
     """
+    if secret and any(ord(c) < 32 or ord(c) == 127 for c in secret):
+        raise ValueError("The key must not contain control characters.")
     config = current_app.config
-    request = outgoing(capture, target, with_subpath=with_subpath, secret=secret)
+    secrets = [secret] if secret else []
+    hide = Redactor(config["SECRET_KEY"], secrets)
     started_at = utcnow()
-    outcome, hide = _send(request, config, secret)
-    return _record(capture.id, REPLAY, hide.text(request.url), 1, started_at, outcome, hide)
+    try:
+        request = outgoing(capture, target, with_subpath=with_subpath, keys=typed_key(secret))
+    except Unsendable as problem:
+        url = outgoing_url(capture, target, with_subpath=with_subpath)
+        outbound.check(url, config)  # a refused target is told first, as for any replay
+        outcome = outbound.Outcome(None, error=str(problem))
+    else:
+        url = request.url
+        outcome = _send(request, config, secrets)
+    return _record(capture.id, REPLAY, hide.text(url), 1, started_at, outcome, hide)
 
 
-def _send(request: Outgoing, config: Mapping, secret: str | None):
-    """Send an outgoing request; with it, the Redactor that hides `secret` in
-    whatever is recorded of it (the URL, an echo in the answer)."""
-    hide = Redactor(config["SECRET_KEY"], [secret] if secret else [])
+def _send(request: Outgoing, config: Mapping, secrets: list[str]) -> outbound.Outcome:
+    """Send an outgoing request that may carry `secrets`."""
     # Read a little past the limit, so a key cut at the limit is still found and masked.
-    margin = 12 * len(secret.encode()) if secret else 0
+    margin = 12 * max((len(secret.encode()) for secret in secrets), default=0)
     outcome = outbound.send(
         request.method,
         request.url,
@@ -173,7 +245,7 @@ def _send(request: Outgoing, config: Mapping, secret: str | None):
         timeout=config["RECEIVER_FORWARD_TIMEOUT_SECONDS"],
         body_limit=outbound.MAX_RESPONSE_BYTES + margin,
     )
-    return outcome, hide
+    return outcome
 
 
 def _record(
@@ -239,13 +311,14 @@ def attempt_document(attempt: RelayAttempt) -> dict:
 # --- forwarding ---
 
 
-def forward_later(app: Flask, capture_id: int, secret: str | None = None) -> None:
+def forward_later(app: Flask, capture_id: int, secrets: list[str] | None = None) -> None:
     """Forward a just-committed capture to its inbox's forward_url, in the background.
 
-    `secret` is the secrettoken the delivery carried: it rides along in memory
-    only, so the receiver forwarded to can check it as the platform's would.
+    `secrets` are the secrettoken values the delivery carried: they ride along in
+    memory only, each put back where its own mask is, so the receiver forwarded to
+    can check them as the platform's would.
     """
-    _forwarder().put((app, capture_id, 1, secret))
+    _forwarder().put((app, capture_id, 1, list(secrets or [])))
 
 
 def drain(timeout: float = 10.0) -> bool:
@@ -255,19 +328,17 @@ def drain(timeout: float = 10.0) -> bool:
 
 
 def forward_once(
-    app: Flask, capture_id: int, attempt: int, secret: str | None = None
+    app: Flask, capture_id: int, attempt: int, secrets: list[str] | None = None
 ) -> float | None:
     """Make one forwarding attempt; returns the pause before the next, or None when done."""
     with app.app_context():
         try:
-            return _forward(capture_id, attempt, app.config, secret)
+            return _forward(capture_id, attempt, app.config, secrets or [])
         finally:
             db.session.remove()
 
 
-def _forward(
-    capture_id: int, attempt: int, config: Mapping, secret: str | None = None
-) -> float | None:
+def _forward(capture_id: int, attempt: int, config: Mapping, secrets: list[str]) -> float | None:
     capture = db.session.get(Capture, capture_id)
     if capture is None:  # deleted meanwhile
         return None
@@ -276,17 +347,24 @@ def _forward(
         return None
     if attempt == 1 and (_arrived_forwarded(capture) or attempts(capture_id, FORWARD)):
         return None
-    request = outgoing(capture, inbox.forward_url, with_subpath=True, secret=secret)
-    request.headers.append((FORWARDED_HEADER, "1"))
     started_at = utcnow()
-    # The delivery's own key goes out with the forward; none of it is kept.
-    hide = Redactor(config["SECRET_KEY"], [secret] if secret else [])
+    # The delivery's own keys go out with the forward; none of them is kept.
+    hide = Redactor(config["SECRET_KEY"], secrets)
+    keys = received_keys(config["SECRET_KEY"], secrets)
     try:
-        outcome, hide = _send(request, config, secret)
-        again = _worth_retrying(outcome) and attempt <= config["RECEIVER_FORWARD_RETRIES"]
-    except outbound.Refused as refusal:
-        outcome, again = outbound.Outcome(None, error=str(refusal)), False
-    _record(capture_id, FORWARD, hide.text(request.url), attempt, started_at, outcome, hide)
+        request = outgoing(capture, inbox.forward_url, with_subpath=True, keys=keys)
+    except Unsendable as problem:  # not retried: the same request would fail the same way
+        url = outgoing_url(capture, inbox.forward_url, with_subpath=True)
+        outcome, again = outbound.Outcome(None, error=str(problem)), False
+    else:
+        url = request.url
+        request.headers.append((FORWARDED_HEADER, "1"))
+        try:
+            outcome = _send(request, config, secrets)
+            again = _worth_retrying(outcome) and attempt <= config["RECEIVER_FORWARD_RETRIES"]
+        except outbound.Refused as refusal:
+            outcome, again = outbound.Outcome(None, error=str(refusal)), False
+    _record(capture_id, FORWARD, hide.text(url), attempt, started_at, outcome, hide)
     return BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1] if again else None
 
 
@@ -329,11 +407,11 @@ class _Forwarder:
 
     def _run(self) -> None:
         while True:
-            app, capture_id, attempt, secret = self._next()
+            app, capture_id, attempt, secrets = self._next()
             try:
-                pause = forward_once(app, capture_id, attempt, secret)
+                pause = forward_once(app, capture_id, attempt, secrets)
                 if pause is not None:
-                    self.put((app, capture_id, attempt + 1, secret), pause)
+                    self.put((app, capture_id, attempt + 1, secrets), pause)
             except Exception:
                 log.exception("Forwarding capture %s failed (attempt %s)", capture_id, attempt)
             finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import re
 import socket
@@ -653,6 +654,127 @@ def test_forwarding_to_a_refused_target_is_logged_not_sent(app, client, ctx, fas
     (row,) = attempts_of(capture_id)
     assert row.status is None
     assert row.error == "192.0.2.10 is not in RECEIVER_OUTBOUND_ALLOW."
+
+
+GOOD_KEY, WRONG_KEY = "GOODkey123", "WRONGkey456"
+
+
+def test_a_forward_puts_back_each_key_where_it_was(app, client, runner, ctx, target):
+    """A delivery that carried a right and a wrong key is forwarded with both, each in
+    its place: the target sees the mismatch enforce mode answered 401 for."""
+    add_secret(runner, GOOD_KEY)
+    client.patch(
+        "/api/inboxes/default", json={"enforce_secret": True, "forward_url": target.url + "/in"}
+    )
+    response = client.post(  # through the capture endpoint, which hands over both keys
+        f"/hooks/default/sub?secrettoken={WRONG_KEY}",
+        data=f"event=QR_CODE_SCANNED&secrettoken={GOOD_KEY}",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 401
+    capture_id = int(response.headers["X-Capture-Id"])
+    assert relay.drain(10)
+    (received,) = target.requests
+    assert received.path == f"/in/sub?secrettoken={WRONG_KEY}"
+    assert received.body == f"event=QR_CODE_SCANNED&secrettoken={GOOD_KEY}".encode()
+    (row,) = attempts_of(capture_id)
+    assert row.status == 201
+    assert GOOD_KEY not in row.target and WRONG_KEY not in row.target
+
+
+def test_a_mask_whose_key_is_not_known_stays_masked(app, client, ctx, target):
+    response = client.post(
+        f"/hooks/default/a/{WRONG_KEY}/b?secrettoken={WRONG_KEY}",
+        data=json.dumps({"secrettoken": GOOD_KEY}),
+        content_type="application/json",
+    )
+    capture_id = response.get_json()["id"]
+    set_forward_url(capture_id, target.url)
+    relay.forward_later(app, capture_id, [GOOD_KEY])  # only the first key
+    assert relay.drain(10)
+    (received,) = target.requests
+    assert json.loads(received.body) == {"secrettoken": GOOD_KEY}
+    path, _, query = received.path.partition("?")
+    assert WRONG_KEY not in received.path and GOOD_KEY not in received.path
+    assert re.fullmatch(r"/a/%5Bsecrettoken%3A[0-9a-f]{8}%5D/b", path)
+    assert relay.MASK.fullmatch(parse_qs(query)["secrettoken"][0])
+
+
+def test_a_key_with_a_control_character_is_forwarded_where_it_can_go(
+    app, client, ctx, target, caplog
+):
+    """`echo $KEY` adds a newline: percent-encoded in the query, it is sent as it came."""
+    capture_id = client.post("/hooks/default?secrettoken=CTRLkey%0A", data=b"x").get_json()["id"]
+    set_forward_url(capture_id, target.url)
+    relay.forward_later(app, capture_id, ["CTRLkey\n"])
+    assert relay.drain(10)
+    (received,) = target.requests
+    assert received.path == "/?secrettoken=CTRLkey%0A"
+    assert [r.status for r in attempts_of(capture_id)] == [201]
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "header", "query", "reason"),
+    [
+        ("CTRLkey\n", "https://example.test/?secrettoken=CTRLkey%0A", "CTRLkey%0A", "control"),
+        ("пароль99", "пароль99".encode().decode("latin-1"), quote("пароль99"), "Latin-1"),
+    ],
+)
+@pytest.mark.parametrize(
+    "app_config", [{"RECEIVER_OUTBOUND_ENABLED": True, "RECEIVER_FORWARD_RETRIES": 3}]
+)
+def test_a_forward_that_cannot_carry_its_key_is_logged_once(
+    app, client, ctx, target, fast_retries, caplog, key, header, query, reason
+):
+    """The key stands in a header it cannot be written into: the attempt is recorded as
+    failed, not dropped, and not retried (it would fail the same way)."""
+    caplog.set_level(logging.DEBUG)
+    capture_id = client.post(
+        f"/hooks/default/u2?secrettoken={query}", data=b"x", headers={"X-Key": header}
+    ).get_json()["id"]
+    set_forward_url(capture_id, target.url + "/in")
+    relay.forward_later(app, capture_id, [key])
+    assert relay.drain(10)
+    assert target.requests == []
+    (row,) = attempts_of(capture_id)
+    assert (row.kind, row.attempt, row.status) == ("forward", 1, None)
+    assert row.error.startswith("The key cannot be sent in a header:")
+    assert reason in row.error
+    masked = r"/in/u2\?secrettoken=\[secrettoken:\w{8}\]"
+    assert re.fullmatch(re.escape(target.url) + masked, row.target)
+    for text in (row.error, row.target, caplog.text):
+        assert key not in text and query not in text
+    assert "Traceback" not in caplog.text
+
+
+def test_a_replay_that_cannot_carry_the_typed_key_says_why(app, client, runner, ctx, target):
+    key = "пароль99"
+    capture_id = client.post(
+        f"/hooks/default?secrettoken={quote(key)}",
+        headers={"X-Key": key.encode().decode("latin-1")},
+    ).get_json()["id"]
+    response = client.post(
+        f"/api/captures/{capture_id}/replay", json={"to": target.url, "secret": key}
+    )
+    assert response.status_code == 201
+    document = response.get_json()
+    assert document["status"] is None
+    assert document["error"] == (
+        "The key cannot be sent in a header: it has characters outside Latin-1."
+    )
+    assert key not in response.get_data(as_text=True)
+    result = runner.invoke(
+        args=["replay", str(capture_id), "--to", target.url, "--secret", "-"], input=key + "\n"
+    )
+    assert result.exit_code == 1
+    assert "The key cannot be sent in a header" in result.output and key not in result.output
+    refused = client.post(
+        f"/api/captures/{capture_id}/replay", json={"to": "http://192.0.2.7/", "secret": key}
+    )
+    assert refused.status_code == 403  # a target that may not be reached is told first
+    assert target.requests == []
+    assert len(relay.attempts(capture_id)) == 2
 
 
 # --- outbound rules (SSRF) ---

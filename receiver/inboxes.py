@@ -24,9 +24,38 @@ from .verification import digest, fingerprint
 
 MAX_RESPONSE_BODY = 64 * 1024
 MAX_DELAY_MS = 30_000
+TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 9110 5.6.2
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
-# The server sets these itself; a custom response may not.
-RESERVED_HEADERS = {"content-length", "transfer-encoding", "connection", "content-type"}
+# type/subtype *( OWS ";" OWS name=value ), value a token or a quoted string
+# (RFC 9110 8.3.1, 5.6.4); no control characters anywhere.
+QUOTED = r'"(?:[ !#-\[\]-~]|\\[ -~])*"'
+MEDIA_TYPE = re.compile(rf"{TOKEN}/{TOKEN}(?: *; *{TOKEN}=(?:{TOKEN}|{QUOTED}))*")
+# Statuses whose answer carries no body (1xx are refused anyway).
+BODILESS_STATUSES = (204, 304)
+
+# Headers a custom response may not set, and why: the server (Werkzeug, gunicorn)
+# sets, replaces or drops them, so they would be saved but not sent as typed.
+_FRAMING = "is set by the server to match the body it sends"
+_HOP_BY_HOP = "is about the connection itself: the server sets or drops it"
+RESERVED_HEADERS = {
+    "content-type": "is set by the server (use response_content_type)",
+    "content-length": _FRAMING,
+    "transfer-encoding": _FRAMING,
+    "content-encoding": "would say the body is encoded, but it is sent as typed",
+    "connection": _HOP_BY_HOP,
+    "keep-alive": _HOP_BY_HOP,
+    "proxy-connection": _HOP_BY_HOP,
+    "proxy-authenticate": _HOP_BY_HOP,
+    "proxy-authorization": _HOP_BY_HOP,
+    "upgrade": _HOP_BY_HOP,
+    "te": _HOP_BY_HOP,
+    "trailer": _HOP_BY_HOP,
+    "trailers": _HOP_BY_HOP,
+    "host": "is a request header, not part of an answer",
+    "date": "is set by the server",
+    "server": "is set by the server",
+    "x-capture-id": "is set by the server (the id of the capture)",
+}
 
 # What "copy configuration" carries from one inbox to another (never captures).
 COPIED = (
@@ -158,15 +187,17 @@ def _headers(value) -> str:
         raise SettingsError("response_headers", "must be a list of [name, value] pairs")
     clean = []
     for pair in pairs:
-        if not (isinstance(pair, list | tuple) and len(pair) == 2):
-            raise SettingsError("response_headers", "each header is a [name, value] pair")
-        name, text = str(pair[0]), str(pair[1])
+        if not (
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and all(isinstance(part, str) for part in pair)
+        ):
+            raise SettingsError("response_headers", "each header is a [name, value] pair of text")
+        name, text = pair
         if not HEADER_NAME.match(name):
             raise SettingsError("response_headers", f"{name!r} is not a valid header name")
         if name.lower() in RESERVED_HEADERS:
-            raise SettingsError(
-                "response_headers", f"{name} is set by the server (use response_content_type)"
-            )
+            raise SettingsError("response_headers", f"{name} {RESERVED_HEADERS[name.lower()]}")
         if "\r" in text or "\n" in text or len(text) > 4096 or not _latin1(text):
             raise SettingsError(
                 "response_headers", f"the value of {name} must be one line of latin-1 text"
@@ -186,11 +217,15 @@ def _latin1(text: str) -> bool:
     return True
 
 
-def _header_text(name: str, value) -> str | None:
-    text = _text(name, value, 200)
-    if text is not None and not _latin1(text):
-        raise SettingsError(name, "must be latin-1 text (it is sent as a header)")
-    return text
+def _media_type(value) -> str | None:
+    text = _text("response_content_type", value, 200)
+    text = text.strip(" \t") if text else None
+    if text and not MEDIA_TYPE.fullmatch(text):
+        raise SettingsError(
+            "response_content_type",
+            "must be a media type such as text/plain or application/json; charset=utf-8",
+        )
+    return text or None
 
 
 def _forward_url(value) -> str | None:
@@ -215,7 +250,7 @@ READERS = {
     "cors": lambda v: _flag("cors", v),
     # 1xx are interim answers: a server cannot end a request with one.
     "response_status": lambda v: _whole("response_status", v, 200, 599),
-    "response_content_type": lambda v: _header_text("response_content_type", v),
+    "response_content_type": _media_type,
     "response_body": lambda v: _text("response_body", v, MAX_RESPONSE_BODY, single_line=False),
     "response_headers": _headers,
     "response_delay_ms": lambda v: _whole("response_delay_ms", v, 0, MAX_DELAY_MS),
@@ -227,17 +262,41 @@ READERS = {
 }
 
 
-def check(values: Mapping) -> dict:
-    """The stored form of the given settings; raises SettingsError for the first bad one."""
+def check(values: Mapping, inbox: Inbox | None = None) -> dict:
+    """The stored form of the given settings; raises SettingsError for the first bad one.
+
+    Settings that depend on each other are checked together, with the inbox's
+    stored value (or a new inbox's default) for the one not given."""
     unknown = set(values) - set(READERS) - {"slug"}
     if unknown:
         raise SettingsError(sorted(unknown)[0], "is not a setting")
-    return {name: READERS[name](values[name]) for name in values if name in READERS}
+    changes = {name: READERS[name](values[name]) for name in values if name in READERS}
+    _check_body_allowed(changes, inbox)
+    return changes
+
+
+def _check_body_allowed(changes: dict, inbox: Inbox | None) -> None:
+    """HTTP sends no body with a 204 or 304: a body set with one would be dropped."""
+    if "response_status" not in changes and "response_body" not in changes:
+        return
+    stored = settings(inbox) if inbox else {}
+    status = changes.get("response_status", stored.get("response_status"))
+    body = changes.get("response_body", stored.get("response_body"))
+    if status not in BODILESS_STATUSES or not body:
+        return
+    if "response_status" in changes:
+        raise SettingsError(
+            "response_status",
+            f"{status} answers carry no body: clear response_body or choose another status",
+        )
+    raise SettingsError(
+        "response_body", f"must be empty while response_status is {status} (it carries no body)"
+    )
 
 
 def update(inbox: Inbox, values: Mapping) -> Inbox:
     """Apply the given settings (others stay); all are checked before any is kept."""
-    changes = check(values)
+    changes = check(values, inbox)
     if "slug" in values:
         slug = check_slug(values["slug"])
         if slug != inbox.slug and storage.find_inbox(slug) is not None:
@@ -290,12 +349,27 @@ def add_secret(inbox: Inbox, label: str, secret: str, user: str | None = None) -
         raise SettingsError("secret", "is required")
     if len(secret) > 1000:
         raise SettingsError("secret", "must be at most 1000 characters")
+    user = (_text("user", user, 200) or "").strip() or None
     key = current_app.config["SECRET_KEY"]
+    keyed = digest(key, secret)
+    existing = secrets_of(inbox)
+    for other in existing:
+        # A key open to every user already covers any one user.
+        if other.digest == keyed and other.user in (None, user):
+            restriction = f" (for user {other.user!r})" if other.user else ""
+            raise SettingsError(
+                "secret", f"this key is already expected, as {other.label!r}{restriction}"
+            )
+    # A verified capture names its key by label: two keys with one label are ambiguous.
+    if any(other.label == label for other in existing):
+        raise SettingsError(
+            "label", f"{label!r} already names a key of this inbox: choose another label"
+        )
     row = ExpectedSecret(
         inbox_id=inbox.id,
         label=label,
-        user=(_text("user", user, 200) or "").strip() or None,
-        digest=digest(key, secret),
+        user=user,
+        digest=keyed,
         fingerprint=fingerprint(key, secret),
         created_at=storage.utcnow(),
     )

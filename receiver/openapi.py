@@ -55,8 +55,8 @@ PAIR = {
 
 HEADER_PAIR = {
     "type": "array",
-    "description": "[name, value]. Content-Length, Transfer-Encoding, Connection and "
-    "Content-Type are set by the server and refused (422).",
+    "description": "[name, value]. Headers the server sets, replaces or drops are refused "
+    "(422): " + ", ".join(sorted(inboxes.RESERVED_HEADERS)) + ".",
     "prefixItems": [
         {"type": "string", "pattern": inboxes.HEADER_NAME.pattern},
         {"type": "string", "maxLength": 4096, "pattern": SINGLE_LINE},
@@ -83,8 +83,8 @@ SETTINGS_INPUT = {
         "type": ["string", "null"],
         "maxLength": 200,
         "pattern": SINGLE_LINE,
-        "description": "Empty or null: the default (JSON acknowledgement, or text/plain "
-        "with a custom body).",
+        "description": "A media type (type/subtype, optionally ; name=value parameters). "
+        "Empty or null: the default (JSON acknowledgement, or text/plain with a custom body).",
     },
     "response_body": {
         "type": ["string", "null"],

@@ -146,6 +146,46 @@ def test_secrets_are_added_and_removed_from_the_settings_page(client):
     assert 'data-secret-label="prod"' not in html
 
 
+def test_the_settings_page_refuses_a_key_it_already_expects(client):
+    page = "/inboxes/default/settings"
+    form_post(client, page, "/inboxes/default/secrets", label="prod", secret="k-123456")
+    again = form_post(client, page, "/inboxes/default/secrets", label="again", secret="k-123456")
+    assert again.status_code == 422
+    html = again.get_data(as_text=True)
+    assert 'data-field="secret"' in html
+    assert "this key is already expected, as &#39;prod&#39;" in html
+    assert "k-123456" not in html
+    assert html.count("data-secret-label=") == 1
+    assert [s["label"] for s in api_inbox(client)["secrets"]] == ["prod"]
+
+
+def test_the_settings_form_refuses_a_body_with_a_status_that_sends_none(client):
+    bad = form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        slug="default",
+        response_status="204",
+        response_body="thanks",
+        response_content_type="text/plain X-Injected: 1",
+    )
+    assert bad.status_code == 422
+    assert 'data-field="response_content_type"' in bad.get_data(as_text=True)
+    bad = form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        slug="default",
+        response_status="204",
+        response_body="thanks",
+        response_content_type="text/plain",
+    )
+    assert bad.status_code == 422
+    assert 'data-field="response_status"' in bad.get_data(as_text=True)
+    saved = api_inbox(client)
+    assert (saved["response_status"], saved["response_body"]) == (200, None)
+
+
 def test_copy_config_from_the_dashboard_creates_the_target(client):
     page = "/inboxes/default/settings"
     form_post(client, page, "/inboxes/default/secrets", label="prod", secret="k-123456")

@@ -249,6 +249,8 @@ def replay(capture_id: int):
         )
     except outbound.Refused as refusal:
         return error_response(403, "outbound_refused", str(refusal))
+    except relay.InvalidKey as exc:
+        return error_response(422, "invalid_key", str(exc))
     except ValueError as exc:
         return error_response(422, "invalid_target", str(exc))
     return relay.attempt_document(attempt), 201

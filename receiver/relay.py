@@ -59,6 +59,10 @@ class Unsendable(ValueError):
     """The request cannot be made: a key cannot be written where its mask stands."""
 
 
+class InvalidKey(ValueError):
+    """A key given for a replay that no request can carry."""
+
+
 def typed_key(secret: str | None) -> Keys | None:
     """A key a person gives for a replay: it goes wherever a secrettoken was masked."""
     return (lambda _mask: secret) if secret else None
@@ -209,13 +213,13 @@ def replay(
     """Send the capture to `target` now and record the attempt; returns it.
 
     Raises outbound.Refused (nothing sent, nothing recorded) when the target may not be
-    reached, ValueError for a key with control characters. `secret` replaces every
+    reached, InvalidKey for a key with control characters. `secret` replaces every
     masked secrettoken in this request only: the recorded attempt never contains it, even
     if the target echoes it. A key that cannot stand where a mask is (in a header) makes
     a failed attempt, recorded with the reason.
     """
     if secret and any(ord(c) < 32 or ord(c) == 127 for c in secret):
-        raise ValueError("The key must not contain control characters.")
+        raise InvalidKey("The key must not contain control characters.")
     config = current_app.config
     secrets = [secret] if secret else []
     hide = Redactor(config["SECRET_KEY"], secrets)

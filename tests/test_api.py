@@ -884,6 +884,8 @@ def test_replay_refuses_bad_input(client, body, status, says):
     capture_id = send(client)
     response = client.post(f"/api/captures/{capture_id}/replay", json=body)
     assert_error(response, status, says=says)
+    if "secret" in body and status == 422:  # the key is what is wrong, not the target
+        assert response.get_json()["error"]["code"] == "invalid_key"
 
 
 def test_replay_and_attempts_of_an_unknown_capture_are_404(client):

@@ -272,24 +272,25 @@ def _decode(raw: bytes, content_encoding: str, limit: int, body: Body) -> bytes:
     # Codings are listed in the order they were applied; undo them in reverse.
     for coding in reversed(codings):
         if coding in ("gzip", "x-gzip"):
-            wbits = 16 + zlib.MAX_WBITS
+            tries = [16 + zlib.MAX_WBITS]
         elif coding == "deflate":
             # RFC 9110 deflate is zlib-wrapped, but many senders send raw deflate.
-            wbits = zlib.MAX_WBITS if data[:1] == b"\x78" else -zlib.MAX_WBITS
+            tries = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+            if data[:1] != b"\x78":
+                tries.reverse()
         elif coding == "identity":
             continue
         else:
             notes["encoding"] = f"Content-Encoding {coding!r} is not decoded; shown as received."
             return raw
-        # Only the outermost coding's data can be shown in part or with bytes
-        # after it: the body is stored again from the decoded text, with those
-        # bytes, when a key in it must be masked.
-        outermost = data is raw
-        try:
-            out = _inflate(data, wbits, coding, limit, notes, body if outermost else None)
-        except zlib.error as exc:
-            notes["encoding"] = f"{coding} body could not be decoded ({exc}); kept as received."
-            out = None
+        out = None
+        for wbits in tries:
+            try:
+                out = _inflate(data, wbits, coding, limit, body, outermost=data is raw)
+            except zlib.error as exc:
+                notes["encoding"] = f"{coding} body could not be decoded ({exc}); kept as received."
+            if out is not None or "exceeds" in notes.get("encoding", ""):
+                break
         if out is None:
             body.still_encoded = True
             body.decoded_partly = False
@@ -303,20 +304,19 @@ _INFLATE_STEP = (256, 1 << 20)  # input fed per call: first, and at most
 GZIP_MEMBERS_MAX = 1000  # real senders send one; `cat`-ed files a few
 
 
-def _inflate(
-    data: bytes, wbits: int, coding: str, limit: int, notes: dict[str, str], body: Body | None
-):
-    """One coding undone, or None (with a note) when it cannot be. A gzip body
-    may hold several members, read one after another as `gzip -d` does.
+def _inflate(data: bytes, wbits: int, coding: str, limit: int, body: Body, outermost: bool):
+    """One coding undone, or None (with a note) when none of it can be read. A
+    gzip body may hold several members, read one after another as `gzip -d` does.
 
     Input goes in growing pieces, so what zlib hands back unread after a
     member ends is a piece's rest, not the body's: a body of many tiny
     members costs time in proportion to its size.
 
-    With `body` (the outermost coding), data cut short or broken is decoded as
-    far as it can be read (`body.decoded_partly`), and bytes after the end of
-    the compressed data are kept in `body.after_coded`.
+    Data cut short or broken (a bad checksum too) is decoded as far as it can
+    be read, and `body.decoded_partly` says so. Bytes after the end of the
+    outermost coding's data are kept in `body.after_coded`.
     """
+    notes = body.notes
     view = memoryview(data)
     members: list[bytes] = []
     size = pos = 0
@@ -326,57 +326,85 @@ def _inflate(
                 f"Decoded the first {GZIP_MEMBERS_MAX:,} gzip members only; the raw body "
                 "keeps the rest."
             )
+            body.decoded_partly = True
             return b"".join(members)
         start, out, step = pos, [], _INFLATE_STEP[0]
         inflater = zlib.decompressobj(wbits)
         error = None
-        try:
-            while not inflater.eof and pos < len(view):
-                piece = view[pos : pos + step]
+        while not inflater.eof and pos < len(view):
+            piece = view[pos : pos + step]
+            before = inflater.copy()
+            try:
                 produced = inflater.decompress(piece, limit - size + 1)
-                size += len(produced)
-                if inflater.unconsumed_tail or size > limit:
-                    notes["encoding"] = (
-                        f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
-                    )
-                    return None
-                out.append(produced)
-                pos += len(piece) - len(inflater.unused_data)
-                step = min(step * 2, _INFLATE_STEP[1])
-            ended = inflater.eof
-        except zlib.error as exc:
-            if start == 0 and body is None:
-                raise
-            ended, error = False, exc
-        if not ended:
-            read = b"".join(out)
-            if body is not None and read:  # cut short or broken after some data
-                problem = f"broken ({error})" if error else "truncated"
+            except zlib.error as exc:
+                # What this piece held before the fault is readable too.
+                produced, error = _read_until_fault(before, piece, limit - size + 1), exc
+            size += len(produced)
+            if size > limit or (error is None and inflater.unconsumed_tail):
                 notes["encoding"] = (
-                    f"{coding} body is {problem}: shown decoded as far as it could be read; "
-                    "the raw body is kept as received."
+                    f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
                 )
-                body.decoded_partly = True
-                members.append(read)
-                return b"".join(members)
-            if start == 0:
-                if error is not None:
-                    raise error
-                notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
                 return None
-            pos = start  # a later "member" that is not one: trailing bytes
+            out.append(produced)
+            if error is not None:
+                break
+            pos += len(piece) - len(inflater.unused_data)
+            step = min(step * 2, _INFLATE_STEP[1])
+        if error is None and inflater.eof:
+            members.append(b"".join(out))
+            if pos < len(view) and (
+                wbits <= zlib.MAX_WBITS or view[pos : pos + 2] != b"\x1f\x8b"
+            ):
+                break  # deflate is one stream; after gzip, only another member may follow
+            continue
+        read = b"".join(out)
+        if read:  # cut short or broken after some data
+            problem = f"broken ({error})" if error else "truncated"
+            notes["encoding"] = (
+                f"{coding} body is {problem}: shown decoded as far as it could be read; "
+                "the raw body is kept as received."
+            )
+            body.decoded_partly = True
+            members.append(read)
+            return b"".join(members)
+        if start > 0:  # a later "member" none of which reads: bytes after the data
+            pos = start
             break
-        members.append(b"".join(out))
-        if pos < len(view) and (wbits <= zlib.MAX_WBITS or view[pos : pos + 2] != b"\x1f\x8b"):
-            break  # deflate is one stream; after gzip, only another member may follow
+        if error is not None:
+            raise error
+        notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
+        return None
     if pos < len(view):
         notes["encoding"] = (
             f"{len(view) - pos} byte(s) after the end of the {coding} data are not part of it: "
             "shown decoded without them; the raw body keeps them."
         )
-        if body is not None:
+        if outermost:
             body.after_coded = bytes(view[pos:])
+        else:  # inside another coding: a body stored again cannot keep them
+            body.decoded_partly = True
     return b"".join(members)
+
+
+def _read_until_fault(inflater, piece, room: int) -> bytes:
+    """The output of `piece` up to the byte where zlib finds a fault; `inflater`
+    is the state before the piece (it is used up)."""
+    out: list[bytes] = []
+    for at in range(0, len(piece), 64):
+        chunk = piece[at : at + 64]
+        before = inflater.copy()
+        try:
+            out.append(inflater.decompress(chunk, room))
+        except zlib.error:
+            for one in range(len(chunk)):
+                try:
+                    out.append(before.decompress(chunk[one : one + 1], room))
+                except zlib.error:
+                    break
+            break
+        if inflater.eof or inflater.unconsumed_tail:
+            break
+    return b"".join(out)
 
 
 _BOMS = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -107,11 +108,14 @@ def secrets_to_mask(received: list[str], document: object = None) -> list[str]:
                 found += _leaves(value)
             elif isinstance(value, (dict, list)):
                 todo.append(value)
-    seen = [value for value in received if value not in structured]
-    for value in found:
-        if value and value not in seen:
-            seen.append(value)
-    return seen
+    # Ordered and distinct, and no longer than needed to tell there are too many.
+    seen: dict[str, None] = {}
+    for value in itertools.chain((v for v in received if v not in structured), found):
+        if value:
+            seen[value] = None
+            if len(seen) > MAX_RECEIVED_SECRETS:
+                break
+    return list(seen)
 
 
 def _leaves(value: object) -> list[str]:
@@ -300,7 +304,13 @@ ANY_SPELLING_MAX = 256
 # it stands alone, not inside a longer run of letters and digits: masked
 # everywhere, it would rewrite header names, parameter names and words.
 STANDALONE_UNDER = 12
-_ALONE = (r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])")
+# Standing alone: after a character that is not a letter or digit, or after a
+# percent-escape or a JSON escape (`%20abc`, `\nabc`, `\u0020abc`), which
+# spell one.
+_ALONE = (
+    r"(?:(?<![A-Za-z0-9])|(?<=%[0-9A-Fa-f]{2})|(?<=\\[nrtbf])|(?<=\\[uU][0-9A-Fa-f]{4}))",
+    r"(?![A-Za-z0-9])",
+)
 
 
 def _text_pattern(secret: str, every_spelling: bool = True) -> re.Pattern[str]:

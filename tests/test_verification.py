@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import sqlite3
+import time
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -959,6 +960,36 @@ def test_a_short_placeholder_key_is_hidden_where_it_stands_alone_only(
     assert document["path"] == "/hooks/default/" + params["secrettoken"]
     assert f"secrettoken={placeholder}&" not in document["body_text"]
     assert f"secrettoken: {placeholder}\n" not in caplog.text
+
+
+def test_a_short_key_after_an_escape_is_hidden_too(client, fetch, database_url, caplog):
+    key = "Qx9vK"
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    form = client.post(
+        "/hooks/default?q=%20" + key,
+        data=f"secrettoken={key}&note=key%20{key}&c2a=https%3A%2F%2Fx.io%2F%3Fkey%3D{key}",
+        content_type=FORM_TYPE,
+        headers={"X-Tok": f"tok%3D{key}"},
+    )
+    as_json = client.post(
+        "/hooks/default",
+        data=json.dumps({"secrettoken": key, "a": f"line\n{key}", "b": f"a\u0020{key}"}),
+        content_type="application/json",
+    )
+    for response in (form, as_json):
+        document = fetch(capture_id(response))
+        assert key not in json.dumps(document)
+        assert key not in base64.b64decode(document["body_base64"]).decode()
+    assert key not in caplog.text
+
+
+def test_many_keys_in_a_json_body_are_refused_at_once(client):
+    body = json.dumps({"secrettoken": [f"k{n}" for n in range(200_000)]})
+    started = time.monotonic()
+    response = client.post("/hooks/default", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "too_many_secrettokens"
+    assert time.monotonic() - started < 5
 
 
 def test_a_rejected_delivery_is_hidden_too(runner, client, fetch, database_url, caplog):

@@ -159,7 +159,7 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     reading = read_request(req, rest)
     values = reading.values()
     received = received_secrets(values)
-    hidden = secrets_to_mask(received, reading.body.json if reading.body.has_json else None)
+    hidden = secrets_to_mask(received, _json_naming_secrets(reading.body))
     if len(hidden) > MAX_RECEIVED_SECRETS:
         # Each distinct value must be masked everywhere before anything is kept;
         # no platform delivery carries more than one.
@@ -177,6 +177,17 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     # One record, so lines from concurrent deliveries never interleave.
     log_text = "\n".join(fired_webhook_lines(params)) if config["RECEIVER_LOG_CAPTURES"] else ""
     return row, log_text, hidden, verdict
+
+
+def _json_naming_secrets(body) -> object:
+    """The JSON document, when it may hold a secrettoken below the top level
+    (looking through all of a large one costs time); else None."""
+    if not body.has_json or not isinstance(body.json, (dict, list)):
+        return None
+    data = body.decoded
+    if body.wide_encoding or SECRET_PARAM.encode() in data or b"\\u" in data:
+        return body.json
+    return None
 
 
 def answer(

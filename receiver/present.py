@@ -3,6 +3,7 @@ copy-as-cURL. Pure functions over stored data; templates do the markup."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -116,7 +117,11 @@ def _view_of(decoded: bytes, is_json: bool) -> BodyView:
     if is_json:
         try:
             # From the bytes: JSON may come in UTF-16 or UTF-32, too.
-            pretty = json_source(read_json(decoded, []), indent=2)
+            document, plain = read_json(decoded, [])
+            if plain:
+                pretty = json.dumps(document, indent=2, ensure_ascii=False)
+            else:
+                pretty = json_source(document, indent=2)
             # An unpaired surrogate (sent as a \ud800 escape) cannot be UTF-8:
             # show it escaped, as it was sent.
             pretty = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", pretty)

@@ -350,6 +350,17 @@ def test_json_numbers_are_kept_as_sent_in_parameters_and_log(client, fetch, capl
     assert "lat: 52.5200080000\n" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "number", ["-0", "1" * 5000, "5e-324", "0.30000000000000004", "100", "-12.5", "1.0"]
+)
+def test_a_json_number_is_kept_as_sent_however_python_would_read_it(client, fetch, number):
+    body = f'{{"event": "LEAD_CREATED", "n": {number}, "in": {{"n": [{number}]}}}}'
+    response = client.post("/hooks/default", data=body, content_type="application/json")
+    params = {p["name"]: p["value"] for p in fetch(response.get_json()["id"])["params"]}
+    assert params["n"] == number[:65536]
+    assert params["in"] == f'{{"n": [{number}]}}'
+
+
 def test_a_multipart_boundary_that_is_not_latin1_is_noted_not_a_500(client, fetch):
     response = client.post(
         "/hooks/default",

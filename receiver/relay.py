@@ -140,16 +140,11 @@ def _restoring(keys: Keys, spell: Callable[[str], str]) -> Callable[[str], str]:
 
 
 def _header_value(key: str) -> str:
-    """A key as a header carries it: the header is sent as Latin-1, on one line."""
+    """A key as a header carries it: on one line, as its UTF-8 bytes (headers are
+    sent as Latin-1 text, and were read that way when the delivery arrived)."""
     if any(ord(c) < 32 or ord(c) == 127 for c in key):
         raise Unsendable("The key cannot be sent in a header: it contains a control character.")
-    try:
-        key.encode("latin-1")
-    except UnicodeEncodeError:
-        raise Unsendable(
-            "The key cannot be sent in a header: it has characters outside Latin-1."
-        ) from None
-    return key
+    return key.encode("utf-8").decode("latin-1")
 
 
 def _quoted_path(subpath: str, keys: Keys | None) -> str:
@@ -215,25 +210,18 @@ def replay(
     Raises outbound.Refused (nothing sent, nothing recorded) when the target may not be
     reached, InvalidKey for a key with control characters. `secret` replaces every
     masked secrettoken in this request only: the recorded attempt never contains it, even
-    if the target echoes it. A key that cannot stand where a mask is (in a header) makes
-    a failed attempt, recorded with the reason.
+    if the target echoes it.
     """
     if secret and any(ord(c) < 32 or ord(c) == 127 for c in secret):
+        # Refused here, so a typed key can stand anywhere a mask is (never Unsendable).
         raise InvalidKey("The key must not contain control characters.")
     config = current_app.config
     secrets = [secret] if secret else []
     hide = Redactor(config["SECRET_KEY"], secrets)
     started_at = utcnow()
-    try:
-        request = outgoing(capture, target, with_subpath=with_subpath, keys=typed_key(secret))
-    except Unsendable as problem:
-        url = outgoing_url(capture, target, with_subpath=with_subpath)
-        outbound.check(url, config)  # a refused target is told first, as for any replay
-        outcome = outbound.Outcome(None, error=str(problem))
-    else:
-        url = request.url
-        outcome = _send(request, config, secrets)
-    return _record(capture.id, REPLAY, hide.text(url), 1, started_at, outcome, hide)
+    request = outgoing(capture, target, with_subpath=with_subpath, keys=typed_key(secret))
+    outcome = _send(request, config, secrets)
+    return _record(capture.id, REPLAY, hide.text(request.url), 1, started_at, outcome, hide)
 
 
 def _send(request: Outgoing, config: Mapping, secrets: list[str]) -> outbound.Outcome:

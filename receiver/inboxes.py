@@ -26,10 +26,10 @@ MAX_RESPONSE_BODY = 64 * 1024
 MAX_DELAY_MS = 30_000
 TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 9110 5.6.2
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
-# type/subtype *( OWS ";" OWS name=value ), value a token or a quoted string
+# type/subtype *( OWS ";" OWS [ name=value ] ), value a token or a quoted string
 # (RFC 9110 8.3.1, 5.6.4); no control characters anywhere.
 QUOTED = r'"(?:[ !#-\[\]-~]|\\[ -~])*"'
-MEDIA_TYPE = re.compile(rf"{TOKEN}/{TOKEN}(?: *; *{TOKEN}=(?:{TOKEN}|{QUOTED}))*")
+MEDIA_TYPE = re.compile(rf"{TOKEN}/{TOKEN}(?:[ \t]*;[ \t]*(?:{TOKEN}=(?:{TOKEN}|{QUOTED}))?)*")
 # Statuses whose answer carries no body (1xx are refused anyway).
 BODILESS_STATUSES = (204, 304)
 

@@ -66,6 +66,7 @@ def test_response_content_type_must_be_a_media_type(client, value):
         ("application/vnd.api+json", "application/vnd.api+json"),
         ('text/plain; name="a; b=\\"c\\""', 'text/plain; name="a; b=\\"c\\""'),
         (" text/xml ", "text/xml"),
+        ("text/plain;\tcharset=utf-8;", "text/plain;\tcharset=utf-8;"),  # OWS, empty param
         ("", None),
     ],
 )

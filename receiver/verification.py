@@ -202,7 +202,13 @@ class Redactor:
 
     def data_size(self, value: bytes) -> int:
         """len(self.data(value)), without making the masked copy."""
-        return _masked_size(self, value)
+        size = len(value)
+        if size < self._shortest:
+            return size
+        for pattern, replacement in self._bytes:
+            for match in pattern.finditer(value):
+                size += len(replacement) - (match.end() - match.start())
+        return size
 
     def data(self, value: bytes) -> bytes:
         if len(value) < self._shortest:
@@ -210,16 +216,6 @@ class Redactor:
         for pattern, replacement in self._bytes:
             value = _replace(pattern, replacement, value)
         return value
-
-
-def _masked_size(redactor: Redactor, value: bytes) -> int:
-    size = len(value)
-    if size < redactor._shortest:
-        return size
-    for pattern, replacement in redactor._bytes:
-        for match in pattern.finditer(value):
-            size += len(replacement) - (match.end() - match.start())
-    return size
 
 
 def _replace(pattern: re.Pattern[bytes], replacement: bytes, value: bytes) -> bytes:

@@ -285,13 +285,12 @@ def _decode(raw: bytes, content_encoding: str, limit: int, body: Body) -> bytes:
             notes["encoding"] = f"Content-Encoding {coding!r} is not decoded; shown as received."
             return raw
         out = None
-        for wbits in tries:
+        for wbits in tries:  # the next only when zlib refuses the data from its start
             try:
                 out = _inflate(data, wbits, coding, limit, body, outermost=data is raw)
+                break
             except zlib.error as exc:
                 notes["encoding"] = f"{coding} body could not be decoded ({exc}); kept as received."
-            if out is not None or "exceeds" in notes.get("encoding", ""):
-                break
         if out is None:
             body.still_encoded = True
             body.decoded_partly = False

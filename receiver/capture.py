@@ -161,6 +161,8 @@ def raw_path(environ, path: str) -> str:
     if "://" in uri.split("?", 1)[0]:  # absolute-form request target
         uri = urlsplit(uri).path
     uri = uri.split("?", 1)[0]
+    if not uri.isascii():  # raw bytes (Latin-1 text in WSGI), which senders write in UTF-8
+        uri = uri.encode("latin-1").decode("utf-8", "replace")
     return uri if uri.startswith("/") else quote(path)
 
 

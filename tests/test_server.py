@@ -99,11 +99,11 @@ def test_the_server_log_never_shows_a_secret_in_a_user_agent_or_a_refused_reques
         timeout=5,
     )
     capture_id = response.json()["id"]
-    # A raw non-ASCII byte in the query: gunicorn refuses the request line itself
-    # and logs it, query and all.
+    # A method with a space: gunicorn refuses the request line itself and logs it,
+    # query and all.
     answer = raw_request(
         live_server,
-        b"GET /hooks/default/x?secrettoken=" + key.encode() + b"&name=Jos\xc3\xa9 HTTP/1.1\r\n"
+        b"BAD METHOD /hooks/default/x?secrettoken=" + key.encode() + b"&name=x HTTP/1.1\r\n"
         b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     assert answer.startswith(b"HTTP/1.1 400")
@@ -113,8 +113,27 @@ def test_the_server_log_never_shows_a_secret_in_a_user_agent_or_a_refused_reques
     log = live_server.log()
     line = next(line for line in log.splitlines() if f"capture={capture_id} " in line)
     assert 'agent="agent-[secrettoken:' in line
-    assert "secrettoken=[hidden]&name=Jos" in log
+    assert "secrettoken=[hidden]&name=x" in log
     assert key not in log
+
+
+def test_raw_utf8_in_a_url_is_captured_as_sent(live_server):
+    # curl sends a pasted URL's non-ASCII characters as raw UTF-8 bytes.
+    answer = raw_request(
+        live_server,
+        b"POST /hooks/default/caf\xc3\xa9/%C3%A9t\xc3\xa9?name=Jos\xc3\xa9&city=M%C3%BCnchen "
+        b"HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
+    assert stored["subpath"] == "café/été"
+    assert stored["path"] == "/hooks/default/café/été"
+    assert stored["raw_path"] == "/hooks/default/café/%C3%A9té"
+    assert [(p["name"], p["value"]) for p in stored["params"]] == [
+        ("name", "José"),
+        ("city", "München"),
+    ]
 
 
 def test_headers_keep_their_case_order_and_repeats(live_server):

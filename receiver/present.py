@@ -212,7 +212,8 @@ def event_view(capture: Capture) -> EventView:
 
 def curl_command(capture: Capture, base_url: str) -> str:
     """A shell command (bash) that sends the same request again, body byte for byte."""
-    url = base_url.rstrip("/") + capture.raw_path
+    # As Latin-1 text: one character per byte sent, which _quote writes back as bytes.
+    url = base_url.rstrip("/") + capture.raw_path.encode().decode("latin-1")
     if capture.query_string:
         url += "?" + capture.query_string.decode("latin-1")
     parts = ["curl"]
@@ -220,7 +221,7 @@ def curl_command(capture: Capture, base_url: str) -> str:
         parts.append("--head")
     elif capture.method != "GET" or capture.body:
         parts += ["-X", capture.method]
-    parts.append(shlex.quote(url))
+    parts.append(_quote(url))
     sent = {name.lower() for name, _value in capture.header_list}
     for name, value in capture.header_list:
         if name.lower() not in NOT_REPLAYED:
@@ -250,8 +251,8 @@ def _quote(text: str) -> str:
     if _PLAIN.match(text):
         return shlex.quote(text)
     out = []
-    # Header values are kept as the server decoded them: each byte one latin-1
-    # character. Encoding them back that way gives the bytes that were sent.
+    # Header values (and URLs here) are kept as the server decoded them: each byte
+    # one latin-1 character. Encoding them back that way gives the bytes sent.
     for byte in text.encode("latin-1", errors="replace"):
         if byte in (0x27, 0x5C):  # ' and \
             out.append("\\" + chr(byte))

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, quote_from_bytes, urlsplit, urlunsplit
 
 from flask import Flask, current_app
 from sqlalchemy import select
@@ -50,6 +50,8 @@ MASK_BYTES = re.compile(MASK.pattern.encode())
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 log = logging.getLogger("receiver.relay")
+
+_PRINTABLE_ASCII = "".join(map(chr, range(0x21, 0x7F)))
 
 # The key a mask stands for, or None when it is not known (the mask is then sent as is).
 Keys = Callable[[str], "str | None"]
@@ -111,7 +113,8 @@ def outgoing_url(
     path = parts.path
     if with_subpath and capture.subpath:
         path = path.rstrip("/") + "/" + _quoted_path(capture.subpath, keys)
-    captured_query = capture.query_string.decode("latin-1")
+    # Raw bytes outside printable ASCII (a pasted `?name=José`) go out percent-encoded.
+    captured_query = quote_from_bytes(capture.query_string, safe=_PRINTABLE_ASCII)
     if keys:
         captured_query = _unmask(captured_query, keys, lambda key: quote(key, safe=""))
     query = "&".join(q for q in (parts.query, captured_query) if q)

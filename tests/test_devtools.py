@@ -768,6 +768,18 @@ def test_a_key_outside_latin1_goes_back_into_a_header_as_the_bytes_it_came_as(
     assert len(target.requests) == 2
 
 
+@pytest.mark.parametrize("app_config", [{"RECEIVER_OUTBOUND_ENABLED": True}])
+def test_raw_utf8_in_a_query_is_forwarded_percent_encoded(app, client, ctx, target):
+    capture_id = client.get(
+        "/hooks/default/q", environ_overrides={"QUERY_STRING": "name=Jos\xc3\xa9&a=1"}
+    ).get_json()["id"]
+    set_forward_url(capture_id, target.url + "/in")
+    relay.forward_later(app, capture_id)
+    assert relay.drain(10)
+    (received,) = target.requests
+    assert received.path == "/in/q?name=Jos%C3%A9&a=1"
+
+
 # --- outbound rules (SSRF) ---
 
 

@@ -553,3 +553,21 @@ def test_non_ascii_header_values_are_read_as_utf8_where_they_are(client):
     html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
     assert '<td class="value">José <small class="hint"' in html
     assert '<td class="value">café</td>' in html  # not UTF-8: shown as received
+
+
+def test_raw_utf8_in_a_url_is_shown_as_text_and_copied_as_its_bytes(app, client):
+    capture_id = client.get(
+        "/hooks/default/x",
+        # What gunicorn hands over for `GET /hooks/default/café?name=José` sent raw.
+        environ_overrides={
+            "QUERY_STRING": "name=Jos\xc3\xa9",
+            "RAW_URI": "/hooks/default/caf\xc3\xa9?name=Jos\xc3\xa9",
+        },
+    ).get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert "?name=José</code>" in html
+    with app.app_context():
+        command = curl_command(db.session.get(Capture, capture_id), "http://h")
+    url = command.split()[1]  # bash's $'...' quoting, which gives back the bytes sent
+    printed = subprocess.run(["bash", "-c", f"printf '%s' {url}"], capture_output=True)
+    assert printed.stdout == b"http://h/hooks/default/caf\xc3\xa9?name=Jos\xc3\xa9"

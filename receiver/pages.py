@@ -305,11 +305,20 @@ def create_inbox():
 def _settings_page(inbox: Inbox, error=None, status: int = 200, typed=None, **extra):
     """The settings form; after a refused save, with what was typed in it."""
     settings = inboxes.settings(inbox)
+    stale = None
+    if error is None:
+        # A value saved before a check was added: the form would refuse every
+        # save until it is changed, so say which one now.
+        try:
+            inboxes.check(settings)
+        except inboxes.SettingsError as refused:
+            stale = refused
     if typed is not None:
         settings.update(typed)
     context = {
         "inbox": inbox,
         "settings": settings,
+        "stale": stale,
         "secrets": inboxes.secrets_of(inbox),
         "others": db.session.execute(select(Inbox).where(Inbox.id != inbox.id).order_by(Inbox.slug))
         .scalars()

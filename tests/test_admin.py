@@ -181,6 +181,30 @@ def test_the_settings_form_refuses_a_body_with_a_status_that_sends_none(client):
     assert (saved["response_status"], saved["response_body"]) == (200, None)
 
 
+def test_the_settings_page_names_a_saved_value_that_is_no_longer_accepted(app, client):
+    # Saved before the check existed (written here past the check).
+    with app.app_context():
+        inbox = storage.find_inbox("default")
+        inbox.response_headers = '[["Server", "acme"]]'
+        storage.db.session.commit()
+    html = client.get("/inboxes/default/settings").get_data(as_text=True)
+    assert 'data-field="response_headers"' in html
+    assert "A saved setting is no longer accepted" in html and "Server is set by the server" in html
+    # Once it is changed, the form saves, and the page no longer warns.
+    saved = form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        slug="default",
+        response_status="200",
+        response_headers="X-Team: acme",
+    )
+    assert saved.status_code == 303
+    assert "no longer accepted" not in client.get("/inboxes/default/settings").get_data(
+        as_text=True
+    )
+
+
 def test_copy_config_from_the_dashboard_creates_the_target(client):
     page = "/inboxes/default/settings"
     form_post(client, page, "/inboxes/default/secrets", label="prod", secret="k-123456")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -208,15 +208,18 @@ def send(
 
 def _request(session, method, url, headers, body, timeout) -> requests.Response | Outcome:
     try:
-        return session.request(
-            method,
-            url,
-            headers=_header_dict(headers),
-            data=body,
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
+        prepared = session.prepare_request(
+            requests.Request(method, url, headers=_header_dict(headers), data=body)
         )
+        # requests "requotes" a URL, turning %2E back into "." (and %7E into "~"):
+        # a sub-path's encoded `..` would then climb out of the target's path.
+        # The path and query go out as built, when they are plain ASCII.
+        ours = urlsplit(url)
+        if (ours.path + ours.query).isascii():
+            parts = urlsplit(prepared.url)._replace(path=ours.path, query=ours.query)
+            prepared.url = urlunsplit(parts)
+        settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+        return session.send(prepared, timeout=timeout, allow_redirects=False, **settings)
     except requests.RequestException as error:
         return Outcome(None, error=describe(error))
 

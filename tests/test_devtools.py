@@ -780,6 +780,20 @@ def test_raw_utf8_in_a_query_is_forwarded_percent_encoded(app, client, ctx, targ
     assert received.path == "/in/q?name=Jos%C3%A9&a=1"
 
 
+@pytest.mark.parametrize("app_config", [{"RECEIVER_OUTBOUND_ENABLED": True}])
+@pytest.mark.parametrize("sent", ["%2E%2E/%2E%2E/admin/delete", "./../admin/delete"])
+def test_a_sub_path_cannot_climb_out_of_the_forward_target(app, client, ctx, target, sent):
+    capture_id = client.post(f"/hooks/default/{sent}?x=1", data=b"x").get_json()["id"]
+    set_forward_url(capture_id, target.url + "/fw")
+    relay.forward_later(app, capture_id)
+    assert relay.drain(10)
+    (received,) = target.requests
+    assert received.path.startswith("/fw/")
+    assert "/../" not in received.path and "/./" not in received.path
+    (row,) = attempts_of(capture_id)
+    assert row.target == target.url + received.path  # recorded as sent
+
+
 # --- outbound rules (SSRF) ---
 
 

@@ -269,6 +269,8 @@ def _spellings(char: str) -> tuple[str, ...]:
     utf8 = char.encode("utf-8")
     forms = [re.escape(char)]
     forms.append("".join("%" + _hex(b) for b in utf8))
+    # Encoded twice, as in a URL carried inside another URL's parameter.
+    forms.append("".join("%25" + _hex(b) for b in utf8))
     if char == " ":
         forms.append(r"\+")
     if char in _SHORT_JSON_ESCAPES:
@@ -341,6 +343,7 @@ def _common_spelling_patterns(secret: str) -> list[str]:
         json.dumps(secret, ensure_ascii=False)[1:-1],
         json.dumps(secret)[1:-1].replace("/", "\\/"),  # PHP's json_encode
         secret.encode().decode("latin-1"),
+        quote(quote(secret, safe=""), safe=""),  # a URL inside a parameter
     }
     return [
         re.sub(r"%([0-9A-F]{2})", lambda m: "%" + _hex(int(m.group(1), 16)), re.escape(form))

@@ -983,6 +983,22 @@ def test_a_short_key_after_an_escape_is_hidden_too(client, fetch, database_url, 
     assert key not in caplog.text
 
 
+def test_a_key_encoded_twice_in_a_url_inside_a_parameter_is_hidden(
+    runner, client, fetch, database_url, caplog
+):
+    key = "pa$$/w0rd+Long=01&x"
+    add_secret(runner, "prod", key)
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    inner = "https://app.example/cb?k=" + quote(key, safe="")
+    params = urlencode({"secrettoken": key, "return_to": inner})
+    response = client.post(f"/hooks/default?{params}", data=params, content_type=FORM_TYPE)
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "verified"
+    twice = quote(quote(key, safe=""), safe="")
+    assert twice not in document["body_text"] and twice not in document["query_string"]
+    assert_secret_hidden(key, document, database_url, caplog.text)
+
+
 def test_many_keys_in_a_json_body_are_refused_at_once(client):
     body = json.dumps({"secrettoken": [f"k{n}" for n in range(200_000)]})
     started = time.monotonic()

@@ -303,6 +303,7 @@ def _decode(raw: bytes, content_encoding: str, limit: int, body: Body) -> bytes:
 
 
 _INFLATE_STEP = (256, 1 << 20)  # input fed per call: first, and at most
+GZIP_MEMBER_START = b"\x1f\x8b\x08"  # magic and deflate method: where a member may begin
 GZIP_MEMBERS_MAX = 1000  # real senders send one; `cat`-ed files a few
 
 
@@ -354,28 +355,44 @@ def _inflate(data: bytes, wbits: int, coding: str, limit: int, body: Body, outer
             step = min(step * 2, _INFLATE_STEP[1])
         if error is None and inflater.eof:
             members.append(b"".join(out))
-            if pos < len(view) and (
-                wbits <= zlib.MAX_WBITS or view[pos : pos + 2] != b"\x1f\x8b"
-            ):
-                break  # deflate is one stream; after gzip, only another member may follow
-            continue
-        read = b"".join(out)
-        if read:  # cut short or broken after some data
+            if pos == len(view) or wbits <= zlib.MAX_WBITS:
+                break  # deflate is one stream
+            if view[pos : pos + 2] == b"\x1f\x8b":
+                continue  # the next member
+            found = data.find(GZIP_MEMBER_START, pos)
+            if found < 0:
+                break  # bytes after the data
+            skipped = found - pos  # bytes between members that are not one: read past
+        else:
+            read = b"".join(out)
+            found = data.find(GZIP_MEMBER_START, start + 1) if wbits > zlib.MAX_WBITS else -1
+            if not read and start > 0 and found < 0:
+                pos = start  # a later "member" none of which reads: bytes after the data
+                break
+            if not read and start == 0:
+                if error is not None:
+                    raise error
+                notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
+                return None
             problem = f"broken ({error})" if error else "truncated"
             notes["encoding"] = (
                 f"{coding} body is {problem}: shown decoded as far as it could be read; "
                 "the raw body is kept as received."
             )
-            body.decoded_partly = True
             members.append(read)
-            return b"".join(members)
-        if start > 0:  # a later "member" none of which reads: bytes after the data
-            pos = start
-            break
-        if error is not None:
-            raise error
-        notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
-        return None
+            if found < 0:
+                body.decoded_partly = True
+                return b"".join(members)
+            skipped = 0
+        # A member further on is read too (a key in it must be found and masked),
+        # and what lay between is not kept when the body is stored again.
+        body.decoded_partly = True
+        notes.setdefault(
+            "encoding",
+            f"{skipped} byte(s) between gzip members are not part of one: read past them; "
+            "the raw body keeps them.",
+        )
+        pos = found
     if pos < len(view):
         notes["encoding"] = (
             f"{len(view) - pos} byte(s) after the end of the {coding} data are not part of it: "

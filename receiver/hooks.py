@@ -381,10 +381,15 @@ def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[st
     if decoded is raw or decoded == raw:
         return _masked(raw, body.wide_encoding, redactor), {}
     masked = _masked(decoded, body.wide_encoding, redactor)
-    if masked == decoded:
+    if masked == decoded and not body.decoded_partly:
         return redactor.data(raw), {}
+    # Stored again from the decoded text. Compressed bytes that could not be
+    # read might hold the key where only a determined reader finds it: not kept.
     data = encode(masked, reading.content_encoding) + redactor.data(body.after_coded)
-    note = "The decoded body carried the secrettoken: stored re-compressed with it masked"
+    note = (
+        "The delivery carried a secrettoken: the body is stored re-compressed from its "
+        "decoded text, with the key masked"
+    )
     if body.after_coded:
         note += ", followed by the bytes that came after the compressed data"
     if body.decoded_partly:

@@ -16,7 +16,7 @@ from flask import Blueprint, Request, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from . import catalog, metrics, relay, storage
+from . import catalog, inboxes, metrics, relay, storage
 from .capture import (
     STORED_VALUE_MAX,
     Reading,
@@ -211,14 +211,19 @@ def answer(
             mimetype="application/json",
         )
     else:
+        # A value saved before its check existed is left out, not sent broken.
+        content_type = box.response_content_type
+        if not inboxes.sendable_content_type(content_type):
+            content_type = None
         response = Response(
             box.response_body or "",
             status=box.response_status,
-            content_type=box.response_content_type or "text/plain; charset=utf-8",
+            content_type=content_type or "text/plain; charset=utf-8",
         )
     if not (rejected or failing):
         for name, value in box.response_headers:
-            response.headers.add(name, value)
+            if inboxes.header_problem(name, value) is None:
+                response.headers.add(name, value)
     response.headers["X-Capture-Id"] = str(capture_id)
     if box.cors:
         _allow_cross_origin(response, req)

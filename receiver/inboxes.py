@@ -194,18 +194,28 @@ def _headers(value) -> str:
         ):
             raise SettingsError("response_headers", "each header is a [name, value] pair of text")
         name, text = pair
-        if not HEADER_NAME.match(name):
-            raise SettingsError("response_headers", f"{name!r} is not a valid header name")
-        if name.lower() in RESERVED_HEADERS:
-            raise SettingsError("response_headers", f"{name} {RESERVED_HEADERS[name.lower()]}")
-        if "\r" in text or "\n" in text or len(text) > 4096 or not _latin1(text):
-            raise SettingsError(
-                "response_headers", f"the value of {name} must be one line of latin-1 text"
-            )
+        problem = header_problem(name, text)
+        if problem:
+            raise SettingsError("response_headers", problem)
         clean.append([name, text])
     if len(clean) > 50:
         raise SettingsError("response_headers", "at most 50 headers")
     return json.dumps(clean)
+
+
+def header_problem(name: str, text: str) -> str | None:
+    """Why a custom response header cannot be sent as typed, or None."""
+    if not HEADER_NAME.match(name):
+        return f"{name!r} is not a valid header name"
+    if name.lower() in RESERVED_HEADERS:
+        return f"{name} {RESERVED_HEADERS[name.lower()]}"
+    if "\r" in text or "\n" in text or len(text) > 4096 or not _latin1(text):
+        return f"the value of {name} must be one line of latin-1 text"
+    return None
+
+
+def sendable_content_type(text: str | None) -> bool:
+    return text is None or MEDIA_TYPE.fullmatch(text) is not None
 
 
 def _latin1(text: str) -> bool:

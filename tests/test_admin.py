@@ -181,6 +181,23 @@ def test_the_settings_form_refuses_a_body_with_a_status_that_sends_none(client):
     assert (saved["response_status"], saved["response_body"]) == (200, None)
 
 
+def test_saved_response_settings_no_longer_accepted_are_not_sent_broken(app, client):
+    with app.app_context():
+        inbox = storage.find_inbox("default")
+        inbox.response_headers = '[["Content-Length", "5"], ["X-Ok", "yes"], ["X-Bad", "é✓"]]'
+        inbox.response_content_type = "text/plain\nX-Injected: 1"
+        inbox.response_body = "hello, sender"
+        storage.db.session.commit()
+        storage.forget_inboxes()
+    answer = client.post("/hooks/default", data=b"x")
+    assert answer.status_code == 200
+    assert answer.get_data() == b"hello, sender"
+    assert answer.headers.getlist("Content-Length") == [str(len(b"hello, sender"))]
+    assert answer.headers["X-Ok"] == "yes"
+    assert "X-Bad" not in answer.headers and "X-Injected" not in answer.headers
+    assert answer.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
 def test_the_settings_page_names_a_saved_value_that_is_no_longer_accepted(app, client):
     # Saved before the check existed (written here past the check).
     with app.app_context():

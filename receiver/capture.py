@@ -155,6 +155,9 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
     )
 
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte surrogateescape could not read
+
+
 def raw_path(environ, path: str) -> str:
     """The path exactly as the request line had it (gunicorn's RAW_URI)."""
     uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
@@ -162,7 +165,11 @@ def raw_path(environ, path: str) -> str:
         uri = urlsplit(uri).path
     uri = uri.split("?", 1)[0]
     if not uri.isascii():  # raw bytes (Latin-1 text in WSGI), which senders write in UTF-8
-        uri = uri.encode("latin-1").decode("utf-8", "replace")
+        # Bytes that are not UTF-8 are written %XX, so none is lost.
+        uri = _ESCAPED_BYTE.sub(
+            lambda m: f"%{ord(m.group()) - 0xDC00:02X}",
+            uri.encode("latin-1").decode("utf-8", "surrogateescape"),
+        )
     return uri if uri.startswith("/") else quote(path)
 
 

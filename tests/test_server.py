@@ -134,6 +134,14 @@ def test_raw_utf8_in_a_url_is_captured_as_sent(live_server):
         ("name", "José"),
         ("city", "München"),
     ]
+    # Bytes that are not UTF-8 are kept, percent-encoded, not replaced.
+    answer = raw_request(
+        live_server,
+        b"GET /hooks/default/\xff/\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
+    assert stored["raw_path"] == "/hooks/default/%FF/%FE"
 
 
 def test_headers_keep_their_case_order_and_repeats(live_server):

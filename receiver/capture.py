@@ -157,6 +157,9 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
 
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte surrogateescape could not read
 
+# Printable ASCII: what a URL may hold as is; anything else in one goes %XX.
+URL_SAFE = "".join(map(chr, range(0x21, 0x7F)))
+
 
 def raw_path(environ, path: str) -> str:
     """The path exactly as the request line had it (gunicorn's RAW_URI)."""

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from sqlalchemy import select
 
-from .capture import body_text
+from .capture import URL_SAFE, body_text
 from .documents import capture_document
 from .extensions import db
 from .models import Capture, Inbox
@@ -104,14 +104,12 @@ def har(inbox: Inbox, base_url: str) -> Iterator[str]:
     yield "]}}\n"
 
 
-_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
-
-
 def _har_entry(capture: Capture, base_url: str) -> dict:
     # The URL as sent: the path's own percent-encoding, and the query's bytes
     # with anything but printable ASCII escaped, so the URL stays valid.
-    query = quote(capture.query_string, safe=_URL_SAFE)
-    url = base_url.rstrip("/") + capture.raw_path + (f"?{query}" if query else "")
+    query = quote(capture.query_string, safe=URL_SAFE)
+    path = quote(capture.raw_path, safe=URL_SAFE)  # raw UTF-8 in it, as %XX
+    url = base_url.rstrip("/") + path + (f"?{query}" if query else "")
     request = {
         "method": capture.method,
         "url": url,

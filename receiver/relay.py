@@ -30,7 +30,7 @@ from sqlalchemy import select
 from werkzeug.http import parse_options_header
 
 from . import outbound
-from .capture import JSON_TYPES, encode, read_body, recode_text
+from .capture import JSON_TYPES, URL_SAFE, encode, read_body, recode_text
 from .documents import iso
 from .extensions import db
 from .models import Capture, Inbox, RelayAttempt
@@ -50,8 +50,6 @@ MASK_BYTES = re.compile(MASK.pattern.encode())
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 log = logging.getLogger("receiver.relay")
-
-_PRINTABLE_ASCII = "".join(map(chr, range(0x21, 0x7F)))
 
 # The key a mask stands for, or None when it is not known (the mask is then sent as is).
 Keys = Callable[[str], "str | None"]
@@ -114,7 +112,7 @@ def outgoing_url(
     if with_subpath and capture.subpath:
         path = path.rstrip("/") + "/" + _quoted_path(capture.subpath, keys)
     # Raw bytes outside printable ASCII (a pasted `?name=José`) go out percent-encoded.
-    captured_query = quote_from_bytes(capture.query_string, safe=_PRINTABLE_ASCII)
+    captured_query = quote_from_bytes(capture.query_string, safe=URL_SAFE)
     if keys:
         captured_query = _unmask(captured_query, keys, lambda key: quote(key, safe=""))
     query = "&".join(q for q in (parts.query, captured_query) if q)

@@ -1375,3 +1375,10 @@ def test_ids_in_urls_are_ascii_digits_only(client, digits):
     assert client.get(f"/api/captures/{digits}").status_code == 404
     assert client.delete(f"/api/captures/{digits}").status_code in (404, 405)
     assert client.get(f"/inboxes/default/captures/{digits}").status_code == 404
+
+
+def test_har_urls_of_raw_utf8_paths_are_valid_urls(client):
+    raw = {"RAW_URI": "/hooks/default/caf\xc3\xa9?n=Jos\xc3\xa9", "QUERY_STRING": "n=Jos\xc3\xa9"}
+    client.get("/hooks/default/x", environ_overrides=raw)  # as gunicorn hands raw UTF-8 over
+    (entry,) = json.loads(exported(client, "har").get_data())["log"]["entries"]
+    assert entry["request"]["url"] == "http://localhost/hooks/default/caf%C3%A9?n=Jos%C3%A9"

@@ -232,7 +232,8 @@ def answer(
 
 def _allow_cross_origin(response: Response, request: Request) -> None:
     origin = request.headers.get("Origin")
-    response.headers["Access-Control-Allow-Origin"] = origin or "*"
+    # An Allow-Origin among the inbox's own response headers is kept.
+    response.headers.setdefault("Access-Control-Allow-Origin", origin or "*")
     response.headers["Access-Control-Expose-Headers"] = "X-Capture-Id"
     if origin:
         response.headers.add("Vary", "Origin")

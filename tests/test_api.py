@@ -1174,6 +1174,16 @@ def test_cors_on_answers_preflights_and_allows_the_origin(client):
     assert "X-Capture-Id" in simple.headers["Access-Control-Expose-Headers"]
 
 
+def test_cors_keeps_an_allowed_origin_set_among_the_response_headers(client):
+    patch(
+        client,
+        cors=True,
+        response_headers=[["Access-Control-Allow-Origin", "https://only.example"]],
+    )
+    answer = client.post("/hooks/default", headers={"Origin": "https://other.example"})
+    assert answer.headers.getlist("Access-Control-Allow-Origin") == ["https://only.example"]
+
+
 def test_cors_off_sends_no_cors_headers(client):
     headers = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
     preflight = client.options("/hooks/default", headers=headers)

@@ -159,7 +159,9 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     reading = read_request(req, rest)
     values = reading.values()
     received = received_secrets(values)
-    hidden = secrets_to_mask(received, _json_naming_secrets(reading.body))
+    # A header named secrettoken is not a parameter, so not verified; still a key.
+    in_headers = [value for name, value in reading.headers if name.lower() == SECRET_PARAM]
+    hidden = secrets_to_mask(received + in_headers, _json_naming_secrets(reading.body))
     if len(hidden) > MAX_RECEIVED_SECRETS:
         # Each distinct value must be masked everywhere before anything is kept;
         # no platform delivery carries more than one.

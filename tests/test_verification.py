@@ -1013,6 +1013,18 @@ def test_a_key_encoded_twice_in_a_url_inside_a_parameter_is_hidden(
     assert_secret_hidden(key, document, database_url, caplog.text)
 
 
+def test_a_header_named_secrettoken_is_hidden_though_not_verified(
+    client, fetch, database_url, caplog
+):
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    response = client.post("/hooks/default", data=b"x", headers={"SecretToken": KEY})
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "not_configured"
+    value = next(v for name, v in document["headers"] if name.lower() == "secrettoken")
+    assert value.startswith("[secrettoken:")
+    assert_secret_hidden(KEY, document, database_url, caplog.text)
+
+
 def test_many_keys_in_a_json_body_are_refused_at_once(client):
     body = json.dumps({"secrettoken": [f"k{n}" for n in range(200_000)]})
     started = time.monotonic()

@@ -243,6 +243,8 @@ def replay(capture_id: int):
     secret = data.get("secret")
     if secret is not None and not isinstance(secret, str):
         abort(400, description="'secret' must be a string.")
+    if not isinstance(data.get("with_subpath", False), bool):
+        abort(400, description="'with_subpath' must be true or false.")
     try:
         attempt = relay.replay(
             capture, target, with_subpath=data.get("with_subpath") is True, secret=secret or None

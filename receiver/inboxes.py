@@ -359,6 +359,9 @@ def add_secret(inbox: Inbox, label: str, secret: str, user: str | None = None) -
         raise SettingsError("secret", "is required")
     if len(secret) > 1000:
         raise SettingsError("secret", "must be at most 1000 characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in secret):
+        # A pasted key with a newline would never match what a sender sends.
+        raise SettingsError("secret", "must not contain control characters (a newline?)")
     user = (_text("user", user, 200) or "").strip() or None
     key = current_app.config["SECRET_KEY"]
     keyed = digest(key, secret)

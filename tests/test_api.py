@@ -878,6 +878,7 @@ def test_replay_is_refused_while_outbound_requests_are_off(client):
         ({"to": ["http://x/"]}, 400, "'to'"),
         ({"to": "http://127.0.0.1/", "secret": 5}, 400, "'secret'"),
         ({"to": "http://127.0.0.1/", "secret": "a\nb"}, 422, "control characters"),
+        ({"to": "http://127.0.0.1/", "with_subpath": "yes"}, 400, "'with_subpath'"),
     ],
 )
 def test_replay_refuses_bad_input(client, body, status, says):

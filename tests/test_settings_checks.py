@@ -146,6 +146,13 @@ def test_a_header_pair_must_be_two_strings(client, pair):
 # Expected secrets
 
 
+@pytest.mark.parametrize("secret", ["sk-live-123456\n", "sk-live\x00123456", "\tsk-live-123456"])
+def test_a_key_with_control_characters_is_refused(client, secret):
+    message = refused(add_secret(client, "prod", secret), "secret")
+    assert "control characters" in message
+    assert inbox(client)["secrets"] == []
+
+
 def test_the_same_key_is_not_expected_twice(client):
     assert add_secret(client, "prod", "sk-live-123456").status_code == 201
     for label in ("prod", "again"):

@@ -106,7 +106,7 @@ def _capture(app, req: Request, inbox: str, rest: str):
     prepared = _prepare(req, rest, box, config)
     if isinstance(prepared, Response):
         return prepared
-    row, log_text, hidden, verdict = prepared
+    row, log_text, hidden, verdict, arrived = prepared
     rejected = box.enforce_secret and not verdict.accepted
     # "Fail the first N deliveries": counted down atomically, so concurrent
     # deliveries fail exactly N times between them.
@@ -130,7 +130,7 @@ def _capture(app, req: Request, inbox: str, rest: str):
 
     metrics.captured(box.slug, row["event_type"], row["verdict"])
     if box.forward_url and config["RECEIVER_OUTBOUND_ENABLED"]:
-        relay.forward_later(app, capture_id, hidden)
+        relay.forward_later(app, capture_id, hidden, arrived)
     if rejected:
         metrics.rejected("secret_rejected")
     if log_text:
@@ -150,8 +150,8 @@ def _capture(app, req: Request, inbox: str, rest: str):
 
 def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     """Read, verify and mask a delivery into the row to store, with its log
-    record, the values masked in it (the keys it carried) and its verdict; or
-    the error to answer.
+    record, the values masked in it (the keys it carried), its verdict and,
+    when it is to be forwarded, the bytes it arrived as; or the error to answer.
 
     Everything read from the request lives only in here, so a large body's
     parsed copies are gone before the row goes to the database.
@@ -178,7 +178,11 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     row, params = build_row(reading, box.id, verdict, redactor, config)
     # One record, so lines from concurrent deliveries never interleave.
     log_text = "\n".join(fired_webhook_lines(params)) if config["RECEIVER_LOG_CAPTURES"] else ""
-    return row, log_text, hidden, verdict
+    arrived = None
+    if box.forward_url and config["RECEIVER_OUTBOUND_ENABLED"]:
+        # The forward sends these bytes, keys as sent; held in memory only.
+        arrived = relay.Arrived(reading.query_string, reading.headers, reading.raw_body)
+    return row, log_text, hidden, verdict, arrived
 
 
 def _json_naming_secrets(body) -> object:

@@ -74,6 +74,17 @@ def received_keys(signing_key: str, secrets: list[str]) -> Keys | None:
     return by_mask.get if by_mask else None
 
 
+@dataclass(frozen=True)
+class Arrived:
+    """A delivery as it arrived, keys and all, held in memory only while it is
+    forwarded: the forward then carries the very bytes the sender sent (a key in
+    the spelling it came in), not the stored capture with its keys put back."""
+
+    query: bytes
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
 @dataclass
 class Outgoing:
     """The request a capture becomes when it is sent on."""
@@ -104,16 +115,24 @@ def outgoing(
 
 
 def outgoing_url(
-    capture: Capture, target: str, *, with_subpath: bool, keys: Keys | None = None
+    capture: Capture,
+    target: str,
+    *,
+    with_subpath: bool,
+    keys: Keys | None = None,
+    query: bytes | None = None,
 ) -> str:
-    """The URL part of outgoing(): without `keys`, as it is recorded."""
+    """The URL part of outgoing(): without `keys`, as it is recorded. `query`: the
+    query string as it arrived, keys and all, instead of the stored one."""
     parts = urlsplit(target)
     path = parts.path
     if with_subpath and capture.subpath:
         path = path.rstrip("/") + "/" + _quoted_path(capture.subpath, keys)
     # Raw bytes outside printable ASCII (a pasted `?name=José`) go out percent-encoded.
-    captured_query = quote_from_bytes(capture.query_string, safe=URL_SAFE)
-    if keys:
+    captured_query = quote_from_bytes(
+        capture.query_string if query is None else query, safe=URL_SAFE
+    )
+    if keys and query is None:
         captured_query = _unmask(captured_query, keys, lambda key: quote(key, safe=""))
     query = "&".join(q for q in (parts.query, captured_query) if q)
     return urlunsplit(parts._replace(path=path, query=query))
@@ -304,14 +323,17 @@ def attempt_document(attempt: RelayAttempt) -> dict:
 # --- forwarding ---
 
 
-def forward_later(app: Flask, capture_id: int, secrets: list[str] | None = None) -> None:
+def forward_later(
+    app: Flask, capture_id: int, secrets: list[str] | None = None, arrived: Arrived | None = None
+) -> None:
     """Forward a just-committed capture to its inbox's forward_url, in the background.
 
     `secrets` are the secrettoken values the delivery carried: they ride along in
-    memory only, each put back where its own mask is, so the receiver forwarded to
-    can check them as the platform's would.
+    memory only, so the receiver forwarded to can check them as the platform's would.
+    With `arrived`, the delivery's own bytes are sent; else the stored capture, each
+    key put back where its own mask is.
     """
-    _forwarder().put((app, capture_id, 1, list(secrets or [])))
+    _forwarder().put((app, capture_id, 1, (list(secrets or []), arrived)))
 
 
 def drain(timeout: float = 10.0) -> bool:
@@ -321,17 +343,23 @@ def drain(timeout: float = 10.0) -> bool:
 
 
 def forward_once(
-    app: Flask, capture_id: int, attempt: int, secrets: list[str] | None = None
+    app: Flask,
+    capture_id: int,
+    attempt: int,
+    secrets: list[str] | None = None,
+    arrived: Arrived | None = None,
 ) -> float | None:
     """Make one forwarding attempt; returns the pause before the next, or None when done."""
     with app.app_context():
         try:
-            return _forward(capture_id, attempt, app.config, secrets or [])
+            return _forward(capture_id, attempt, app.config, secrets or [], arrived)
         finally:
             db.session.remove()
 
 
-def _forward(capture_id: int, attempt: int, config: Mapping, secrets: list[str]) -> float | None:
+def _forward(
+    capture_id: int, attempt: int, config: Mapping, secrets: list[str], arrived: Arrived | None
+) -> float | None:
     capture = db.session.get(Capture, capture_id)
     if capture is None:  # deleted meanwhile
         return None
@@ -345,7 +373,17 @@ def _forward(capture_id: int, attempt: int, config: Mapping, secrets: list[str])
     hide = Redactor(config["SECRET_KEY"], secrets)
     keys = received_keys(config["SECRET_KEY"], secrets)
     try:
-        request = outgoing(capture, inbox.forward_url, with_subpath=True, keys=keys)
+        if arrived is None:
+            request = outgoing(capture, inbox.forward_url, with_subpath=True, keys=keys)
+        else:
+            request = Outgoing(
+                capture.method,
+                outgoing_url(
+                    capture, inbox.forward_url, with_subpath=True, keys=keys, query=arrived.query
+                ),
+                [(n, v) for n, v in arrived.headers if n.lower() not in NOT_REPLAYED],
+                arrived.body,
+            )
     except Unsendable as problem:  # not retried: the same request would fail the same way
         url = outgoing_url(capture, inbox.forward_url, with_subpath=True)
         outcome, again = outbound.Outcome(None, error=str(problem)), False
@@ -400,11 +438,11 @@ class _Forwarder:
 
     def _run(self) -> None:
         while True:
-            app, capture_id, attempt, secrets = self._next()
+            app, capture_id, attempt, (secrets, arrived) = self._next()
             try:
-                pause = forward_once(app, capture_id, attempt, secrets)
+                pause = forward_once(app, capture_id, attempt, secrets, arrived)
                 if pause is not None:
-                    self.put((app, capture_id, attempt + 1, secrets), pause)
+                    self.put((app, capture_id, attempt + 1, (secrets, arrived)), pause)
             except Exception:
                 log.exception("Forwarding capture %s failed (attempt %s)", capture_id, attempt)
             finally:

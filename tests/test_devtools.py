@@ -794,6 +794,30 @@ def test_a_sub_path_cannot_climb_out_of_the_forward_target(app, client, ctx, tar
     assert row.target == target.url + received.path  # recorded as sent
 
 
+@pytest.mark.parametrize("app_config", [{"RECEIVER_OUTBOUND_ENABLED": True}])
+@pytest.mark.parametrize(
+    ("content_type", "body", "query"),
+    [
+        # Keys spelled other than the one way a stored key would be put back.
+        (relay.FORM_TYPE, "secrettoken=Ключ-ünï-9876&a=1".encode(), b"secrettoken=pa%24%24/w0rd"),
+        (relay.FORM_TYPE, b"secrettoken=pa%24%24%2fw0rd&a=1", b"k=pa$$/w0rd"),
+        ("application/json", b'{"secrettoken": "pa$$\\/w0rd", "a": 1}', b""),
+    ],
+)
+def test_a_forward_carries_the_delivery_byte_for_byte(
+    app, client, ctx, target, content_type, body, query
+):
+    client.patch("/api/inboxes/default", json={"forward_url": target.url + "/in"})
+    path = "/hooks/default/f" + (f"?{query.decode()}" if query else "")
+    response = client.post(path, data=body, content_type=content_type)
+    capture_id = response.get_json()["id"]
+    assert client.get(f"/api/captures/{capture_id}/raw").get_data() != body  # stored masked
+    assert relay.drain(10)
+    (received,) = target.requests
+    assert received.body == body
+    assert received.path == "/in/f" + (f"?{query.decode()}" if query else "")
+
+
 # --- outbound rules (SSRF) ---
 
 

@@ -1,10 +1,11 @@
 """Replay and forwarding: a capture sent on to another URL, every attempt recorded.
 
-Both send the capture as it was stored: same method, headers without the hop-by-hop
-ones, the exact body bytes. What was stored has the secrettoken masked; a replay can
-put a key the user types back in its place, for that one request, and a forward puts
-back each key the delivery carried where it was. Nothing recorded keeps a key. Both
-go through outbound.py's rules (SSRF).
+A replay sends the capture as it was stored: same method, headers without the
+hop-by-hop ones, the exact body bytes, with the secrettoken masked or a key the
+user types put back in its place, for that one request. A forward sends the
+delivery as it arrived (`Arrived`, held in memory only), keys and all; given only
+the keys, it sends the stored capture with each key put back where its own mask
+is. Nothing recorded keeps a key. Both go through outbound.py's rules (SSRF).
 
 Forwarding happens in a background thread per process, so a sender's capture is
 answered as fast as without it; failed attempts are retried with growing pauses.

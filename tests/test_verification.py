@@ -86,6 +86,15 @@ def delivery(**changes) -> list[tuple[str, str]]:
     return list(params.items())
 
 
+def post_compressed(client, data: bytes, encoding: str = "gzip"):
+    """A form delivery sent with a Content-Encoding."""
+    return client.post(
+        "/hooks/default",
+        data=data,
+        headers={"Content-Type": FORM_TYPE, "Content-Encoding": encoding},
+    )
+
+
 def problems(document) -> list[dict]:
     return [f for f in document["findings"] if f["level"] in ("error", "warning")]
 
@@ -524,11 +533,7 @@ def carrier_header(client, secret):
 
 
 def carrier_gzip_form(client, secret):
-    return client.post(
-        "/hooks/default",
-        data=gzip.compress(urlencode(delivery(secrettoken=secret)).encode()),
-        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
-    )
+    return post_compressed(client, gzip.compress(urlencode(delivery(secrettoken=secret)).encode()))
 
 
 def carrier_json_utf16(client, secret):
@@ -571,11 +576,7 @@ def carrier_gzip_members(client, secret):
     """Two gzip members one after the other (`cat a.gz b.gz`): the key in the second."""
     body = urlencode(delivery(secrettoken=secret)).encode()
     middle = len(body) // 2
-    return client.post(
-        "/hooks/default",
-        data=gzip.compress(body[:middle]) + gzip.compress(body[middle:]),
-        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
-    )
+    return post_compressed(client, gzip.compress(body[:middle]) + gzip.compress(body[middle:]))
 
 
 def carrier_multipart(client, secret):
@@ -716,15 +717,12 @@ def test_a_truncated_gzip_body_is_read_as_far_as_it_goes_and_its_key_hidden(
     caplog.set_level(logging.INFO, logger="receiver.hooks")
     form = urlencode(delivery(secrettoken=KEY)).encode() + b"&note=" + b"x" * 2000
     cut = gzip.compress(form)[:-30]
-    response = client.post(
-        "/hooks/default",
-        data=cut,
-        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
-    )
+    response = post_compressed(client, cut)
     document = fetch(capture_id(response))
     assert document["secret"]["verdict"] == "verified"  # the key was read from the part
-    assert "gzip body is truncated: shown decoded as far as it could be read" in (
-        document["notes"]["encoding"]
+    assert (
+        "gzip body is truncated: shown decoded as far as it could be read"
+        in (document["notes"]["encoding"])
     )
     assert "only what could be decoded is kept" in document["notes"]["redaction"]
     stored = gzip.decompress(base64.b64decode(document["body_base64"]))
@@ -735,11 +733,7 @@ def test_a_truncated_gzip_body_is_read_as_far_as_it_goes_and_its_key_hidden(
     # Without a key in it, a truncated body is kept exactly as received.
     noise = base64.b64encode(bytes(range(256)) * 8)  # compresses little
     plain = gzip.compress(b"event=LEAD_CREATED&name=Ana&note=" + noise)[:-30]
-    response = client.post(
-        "/hooks/default",
-        data=plain,
-        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
-    )
+    response = post_compressed(client, plain)
     document = fetch(capture_id(response))
     assert base64.b64decode(document["body_base64"]) == plain
     assert ("post", "name", "Ana") in [
@@ -798,11 +792,7 @@ def test_a_key_in_compressed_data_that_is_broken_somewhere_is_never_stored_reada
 ):
     add_secret(runner, "prod", KEY)
     form = urlencode(delivery(secrettoken=KEY)).encode()
-    response = client.post(
-        "/hooks/default",
-        data=make(form),
-        headers={"Content-Type": FORM_TYPE, "Content-Encoding": encoding},
-    )
+    response = post_compressed(client, make(form), encoding)
     assert response.status_code == 200
     document = fetch(capture_id(response))
     assert document["secret"]["verdict"] == "verified"
@@ -822,11 +812,7 @@ def test_a_key_in_compressed_data_that_is_broken_somewhere_is_never_stored_reada
 def test_bytes_after_gzip_data_are_kept_when_a_key_is_masked(runner, client, fetch):
     add_secret(runner, "prod", KEY)
     sent = gzip.compress(urlencode(delivery(secrettoken=KEY)).encode()) + b"TRAILING-BYTES-XYZ"
-    response = client.post(
-        "/hooks/default",
-        data=sent,
-        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
-    )
+    response = post_compressed(client, sent)
     document = fetch(capture_id(response))
     assert document["secret"]["verdict"] == "verified"
     stored = base64.b64decode(document["body_base64"])
@@ -850,11 +836,7 @@ def test_multipart_part_sizes_are_those_stored_not_the_key_length(client, fetch)
 
 def test_gzip_data_that_cannot_be_read_at_all_is_not_parsed_as_a_form(client, fetch):
     header_only = gzip.compress(b"event=LEAD_CREATED")[:8]
-    response = client.post(
-        "/hooks/default",
-        data=header_only,
-        headers={"Content-Type": FORM_TYPE, "Content-Encoding": "gzip"},
-    )
+    response = post_compressed(client, header_only)
     document = fetch(capture_id(response))
     assert document["params"] == []
     assert base64.b64decode(document["body_base64"]) == header_only
@@ -869,11 +851,7 @@ def test_compressed_body_stored_masked_still_decodes_per_its_header(
     body = urlencode(params).encode()
     for coding in [c.strip() for c in encoding.split(",")]:
         body = gzip.compress(body) if coding == "gzip" else zlib.compress(body)
-    response = client.post(
-        "/hooks/default",
-        data=body,
-        headers={"Content-Type": FORM_TYPE, "Content-Encoding": encoding},
-    )
+    response = post_compressed(client, body, encoding)
     document = fetch(capture_id(response))
     assert document["secret"]["verdict"] == "verified"
     assert ["Content-Encoding", encoding] in document["headers"]

@@ -43,7 +43,7 @@ def helpers():
         "catalog": catalog,
         "VERDICTS": VERDICTS,
         "filter_args": filter_args,
-        "header_text": present.header_text,
+        "wire_text": present.wire_text,
     }
 
 

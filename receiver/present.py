@@ -54,9 +54,9 @@ def size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MiB"
 
 
-def header_text(value: str) -> tuple[str, bool]:
-    """A header value for reading, and whether it was read as UTF-8. HTTP
-    hands non-ASCII header bytes over as Latin-1 (`JosÃ©`); most senders
+def wire_text(value: str) -> tuple[str, bool]:
+    """A header value or query string for reading, and whether it was read as
+    UTF-8. WSGI hands non-ASCII bytes over as Latin-1 (`JosÃ©`); most senders
     meant UTF-8 (`José`), so bytes that are valid UTF-8 are read as such."""
     if value.isascii():
         return value, False

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import time
 from datetime import UTC, timedelta
+from typing import AnyStr
 
 from flask import Blueprint, Request, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from . import catalog, inboxes, metrics, relay, storage
 from .capture import (
     STORED_VALUE_MAX,
+    Body,
     Reading,
     encode,
     fired_webhook_lines,
@@ -36,6 +38,7 @@ from .verification import (
     VERIFIED,
     Redactor,
     Verdict,
+    quote_bare_masks,
     received_secrets,
     secrets_to_mask,
     verify,
@@ -390,11 +393,12 @@ def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[st
         return raw, {}
     body = reading.body
     decoded = body.decoded
+    notes: dict[str, str] = {}
     if decoded is raw or decoded == raw:
-        return _masked(raw, body.wide_encoding, redactor), {}
-    masked = _masked(decoded, body.wide_encoding, redactor)
+        return _masked(raw, body, redactor, notes), notes
+    masked = _masked(decoded, body, redactor, notes)
     if masked == decoded and not body.decoded_partly:
-        return redactor.data(raw), {}
+        return redactor.data(raw), notes
     # Stored again from the decoded text. Compressed bytes that could not be
     # read might hold the key where only a determined reader finds it: not kept.
     data = encode(masked, reading.content_encoding) + redactor.data(body.after_coded)
@@ -409,16 +413,37 @@ def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[st
             f"; only what could be decoded is kept ({len(raw):,} B were received), as the "
             "rest could not be checked for the key"
         )
-    return data, {"redaction": note + "."}
+    notes["redaction"] = note + "."
+    return data, notes
 
 
-def _masked(data: bytes, encoding: str | None, redactor: Redactor) -> bytes:
+def _masked(data: bytes, body: Body, redactor: Redactor, notes: dict[str, str]) -> bytes:
     """Bytes with every received secret masked. A UTF-16 or UTF-32 body is
     masked as text and written back in its own encoding: byte patterns only
-    know the ASCII-based spellings."""
-    if not encoding:
-        return redactor.data(data)
-    return recode_text(data, encoding, redactor.text)
+    know the ASCII-based spellings. A JSON body stays valid JSON: a key sent
+    as a number is masked as a string (noted)."""
+    quoted = False
+
+    def mended(document: AnyStr) -> AnyStr:
+        nonlocal quoted
+        document, quoted = quote_bare_masks(document)
+        return document
+
+    if body.wide_encoding:
+        change = redactor.text
+        if body.has_json:
+            change = lambda text: mended(redactor.text(text))  # noqa: E731
+        masked = recode_text(data, body.wide_encoding, change)
+    else:
+        masked = redactor.data(data)
+        if body.has_json:
+            masked = mended(masked)
+    if quoted:
+        notes["json_key"] = (
+            "The delivery carried a secrettoken as a JSON number (or inside one): it is "
+            "stored masked as a string, so the body stays valid JSON."
+        )
+    return masked
 
 
 def _dedupe_key(event_type: str, first: dict[str, str], params) -> str | None:

@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import AnyStr
 from urllib.parse import quote, quote_plus
 
 from .capture import json_source
@@ -71,10 +72,48 @@ def mask(key: str, secret: str) -> str:
     """What replaces every occurrence of a received secret in stored data.
 
     Plain ASCII without quotes, `&`, `=` or spaces, so a form, query string or
-    JSON body stays parseable after the replacement.
+    JSON string stays parseable after the replacement. (A key sent as a JSON
+    number is not a string: `quote_bare_masks` mends that.)
     """
     tag = hmac.new(key.encode(), b"fingerprint:" + secret.encode(), hashlib.sha256)
     return f"[secrettoken:{tag.hexdigest()[:8]}]"
+
+
+_MASK = r"\[secrettoken:[0-9a-f]{8}\]"
+_NUMBER_CHARS = r"[-+.eE0-9]*+"
+# A mask not right after a quote: the only kind that can stand outside a string.
+_UNQUOTED_MASK = r'(?<!")' + _MASK
+# A JSON string (skipped whole), or a mask outside any string with the digits around it.
+_STRING_OR_BARE_MASK = (
+    r'"(?:[^"\\]++|\\.)*+"|(?P<bare>' + _NUMBER_CHARS + "(?:" + _MASK + _NUMBER_CHARS + ")++)"
+)
+_BARE_MASKS = {
+    str: (re.compile(_UNQUOTED_MASK), re.compile(_STRING_OR_BARE_MASK, re.S), '"'),
+    bytes: (
+        re.compile(_UNQUOTED_MASK.encode()),
+        re.compile(_STRING_OR_BARE_MASK.encode(), re.S),
+        b'"',
+    ),
+}
+
+
+def quote_bare_masks(document: AnyStr) -> tuple[AnyStr, bool]:
+    """A masked JSON document with each mask that stands outside a string (the
+    key was sent as a number, or inside one) made a string, digits around it
+    included, so the document stays valid JSON. Also whether anything changed."""
+    hint, pattern, quote_mark = _BARE_MASKS[type(document)]
+    if not hint.search(document):
+        return document, False
+    changed = False
+
+    def quote_bare(match: re.Match[AnyStr]) -> AnyStr:
+        nonlocal changed
+        if match.group("bare") is None:
+            return match.group()
+        changed = True
+        return quote_mark + match.group() + quote_mark
+
+    return pattern.sub(quote_bare, document), changed
 
 
 MAX_RECEIVED_SECRETS = 16
@@ -181,9 +220,7 @@ class Redactor:
         """`expected`: those of the secrets that are keys the inbox expects (the
         delivery verified): masked in every spelling, however long."""
         # Longest secrets first, so one that contains another is masked whole.
-        ordered = [
-            _masking(key, s, s in expected) for s in sorted(secrets, key=len, reverse=True)
-        ]
+        ordered = [_masking(key, s, s in expected) for s in sorted(secrets, key=len, reverse=True)]
         self._text = [(text, replacement) for text, _data, replacement in ordered]
         self._bytes = [(data, replacement.encode()) for _text, data, replacement in ordered]
         # Every spelling of a character is at least one character long, so

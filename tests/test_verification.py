@@ -679,6 +679,55 @@ def test_a_key_sent_twice_verifies_when_both_are_expected(runner, client, fetch)
     assert (document["secret"]["verdict"], document["secret"]["label"]) == ("verified", "prod")
 
 
+# Some accounts' keys are all digits; a JSON sender may well send one as a number.
+NUMERIC_KEY = 904817263550184
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_key_sent_as_a_json_number_is_stored_as_a_masked_string_and_the_body_stays_json(
+    runner, client, fetch, database_url, caplog, encoding
+):
+    add_secret(runner, "prod", str(NUMERIC_KEY))
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    fields = dict(delivery())
+    fields.update(
+        secrettoken=NUMERIC_KEY,
+        echo=[NUMERIC_KEY, f"id:{NUMERIC_KEY}, ok", 'a \\" b'],
+        longer=NUMERIC_KEY * 10 + 7,
+        other=12345,
+    )
+    body = json.dumps(fields, indent=1).encode(encoding)
+    response = client.post("/hooks/default", data=body, content_type="application/json")
+    assert response.status_code == 200
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "verified"
+    tag = next(p["value"] for p in document["params"] if p["name"] == "secrettoken")
+    assert re.fullmatch(r"\[secrettoken:[0-9a-f]{8}\]", tag)
+    stored = json.loads(base64.b64decode(document["body_base64"]).decode(encoding))
+    assert stored["secrettoken"] == tag
+    assert stored["echo"] == [tag, f"id:{tag}, ok", 'a \\" b']
+    assert stored["longer"] == tag + "7"
+    # Nothing else changed.
+    assert {k: v for k, v in stored.items() if k not in ("secrettoken", "echo", "longer")} == {
+        k: v for k, v in fields.items() if k not in ("secrettoken", "echo", "longer")
+    }
+    assert "JSON number" in document["notes"]["json_key"]
+    assert_secret_hidden(str(NUMERIC_KEY), document, database_url, caplog.text)
+
+
+def test_a_key_inside_a_json_string_leaves_the_body_as_sent_but_for_the_mask(runner, client, fetch):
+    add_secret(runner, "prod", KEY)
+    sent = '{"secrettoken": "KEY", "note": "key: KEY, again"}'
+    body = sent.replace("KEY", KEY)
+    document = fetch(
+        capture_id(client.post("/hooks/default", data=body, content_type="application/json"))
+    )
+    tag = next(p["value"] for p in document["params"] if p["name"] == "secrettoken")
+    stored = base64.b64decode(document["body_base64"]).decode()
+    assert stored == sent.replace("KEY", tag)
+    assert "json_key" not in document["notes"]
+
+
 @pytest.mark.parametrize("kind", list(SECRETS))
 def test_gzip_body_is_stored_masked_and_still_parses(runner, client, fetch, kind):
     secret = SECRETS[kind]

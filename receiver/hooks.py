@@ -37,9 +37,11 @@ from .verification import (
     SECRET_PARAM,
     VERIFIED,
     Redactor,
+    TooManySecrets,
     Verdict,
     quote_bare_masks,
     received_secrets,
+    secrets_named_in,
     secrets_to_mask,
     verify,
 )
@@ -162,9 +164,12 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     reading = read_request(req, rest)
     values = reading.values()
     received = received_secrets(values)
-    # A header named secrettoken is not a parameter, so not verified; still a key.
-    in_headers = [value for name, value in reading.headers if name.lower() == SECRET_PARAM]
-    hidden = secrets_to_mask(received + in_headers, _json_naming_secrets(reading.body))
+    try:
+        named = _named_elsewhere(reading)
+    except TooManySecrets as problem:
+        metrics.rejected("too_many_secrettokens")
+        return error_response(400, "too_many_secrettokens", f"{problem}; nothing was stored.")
+    hidden = secrets_to_mask(received + named, _json_naming_secrets(reading.body))
     if len(hidden) > MAX_RECEIVED_SECRETS:
         # Each distinct value must be masked everywhere before anything is kept;
         # no platform delivery carries more than one.
@@ -186,6 +191,27 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
         # The forward sends these bytes, keys as sent; held in memory only.
         arrived = relay.Arrived(reading.query_string, reading.headers, reading.raw_body)
     return row, log_text, hidden, verdict, arrived
+
+
+def _named_elsewhere(reading: Reading) -> list[str]:
+    """Values under a secrettoken name that is not a parameter of that exact
+    name: a header so named, and whatever verification.secrets_named_in finds
+    in the path, the query string, the header values and the body. Not
+    verified; masked all the same."""
+    found = [value for name, value in reading.headers if name.lower() == SECRET_PARAM]
+    found += secrets_named_in(reading.raw_path.encode("utf-8", "replace"), path=True)
+    found += secrets_named_in(reading.query_string)
+    for _name, value in reading.headers:
+        if SECRET_PARAM in value.lower():
+            found += secrets_named_in(value.encode("latin-1", "replace"))
+    if not reading.body.wide_encoding:
+        found += secrets_named_in(reading.body.decoded)
+    # Parameters as read: JSON text in a form field, percent-encoded in the body.
+    for _source, name, value in reading.params:
+        for text in (name, value):
+            if SECRET_PARAM in text.lower():
+                found += secrets_named_in(text.encode("utf-8", "surrogatepass"))
+    return found
 
 
 def _json_naming_secrets(body) -> object:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import AnyStr
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote_to_bytes
 
 from .capture import json_source
 
@@ -155,6 +155,85 @@ def secrets_to_mask(received: list[str], document: object = None) -> list[str]:
             if len(seen) > MAX_RECEIVED_SECRETS:
                 break
     return list(seen)
+
+
+# A key may also stand under a secrettoken name that is not a parameter of
+# that exact name: in another case (SecretToken=), as a PHP array or nested
+# name (secrettoken[]=, data[secrettoken]=), in a cookie or another header, in
+# a body not declared as a form, as JSON text inside a form field or a text
+# body, in a multipart part the body's parser could not read, or in the path
+# (/secrettoken/KEY). Such values are never verified, but they are masked like
+# a key. Each pattern is tried only where the word itself was found.
+_WORD = SECRET_PARAM.encode()
+_VALUE_MAX = 4096
+_FORM_VALUE = re.compile(
+    rb"secrettoken(?:\]|%%5d|(?:\[|%%5b)[^\]=&;\s]{0,64}?(?:\]|%%5d))*(?:=|%%3d)"
+    rb"([^&;\s'\"#,]{1,%d})" % _VALUE_MAX,
+    re.IGNORECASE,
+)
+_JSON_VALUE = re.compile(
+    rb'secrettoken"\s*:\s*"((?:[^"\\]|\\.){1,%d})"' % _VALUE_MAX, re.IGNORECASE
+)
+_PART_VALUE = re.compile(
+    rb'secrettoken"?(?:;[^\r\n]*)?\r?\n(?:[^\r\n]+\r?\n){0,16}\r?\n([^\r\n]{1,%d})' % _VALUE_MAX,
+    re.IGNORECASE,
+)
+_PATH_VALUE = re.compile(rb"secrettoken/([^/]{1,%d})" % _VALUE_MAX, re.IGNORECASE)
+# More places than this naming a secrettoken in one request is no delivery.
+NAMED_PLACES_MAX = 10_000
+
+
+class TooManySecrets(ValueError):
+    """A request names a secrettoken in more places than are looked through."""
+
+
+def secrets_named_in(data: bytes, *, path: bool = False) -> list[str]:
+    """The values that stand under a secrettoken name in `data` (request
+    bytes: a body, a query string, a header value; with `path`, a path as
+    sent), in any of the ways above; distinct, at most one more than
+    MAX_RECEIVED_SECRETS. Raises TooManySecrets past NAMED_PLACES_MAX places."""
+    found: dict[str, None] = {}
+    for seen, at in enumerate(_places(data, _WORD)):
+        if seen == NAMED_PLACES_MAX:
+            raise TooManySecrets(f"secrettoken is named in more than {NAMED_PLACES_MAX:,} places")
+        before = data[max(0, at - 6) : at].lower()
+        if path:
+            match = _PATH_VALUE.match(data, at) or _FORM_VALUE.match(data, at)
+            value = match and unquote_to_bytes(match.group(1))
+        elif before.endswith(b'name="') or before.endswith(b"name="):
+            match = _PART_VALUE.match(data, at)
+            value = match and match.group(1)
+        elif before.endswith(b'"'):
+            match = _JSON_VALUE.match(data, at)
+            value = match and _json_string(match.group(1))
+        else:
+            match = _FORM_VALUE.match(data, at)
+            value = match and unquote_to_bytes(match.group(1).replace(b"+", b" "))
+        if value:
+            found[value.decode("utf-8", "replace")] = None
+            if len(found) > MAX_RECEIVED_SECRETS:
+                break
+    return list(found)
+
+
+def _places(data: bytes, word: bytes, chunk: int = 1 << 20):
+    """Where `word` (lower case) starts in `data`, in any case; a large body is
+    looked through a piece at a time, not copied whole."""
+    view = memoryview(data)
+    for start in range(0, len(data), chunk):
+        piece = bytes(view[start : start + chunk + len(word) - 1]).lower()
+        at = piece.find(word)
+        while 0 <= at < chunk:
+            yield start + at
+            at = piece.find(word, at + 1)
+
+
+def _json_string(raw: bytes) -> bytes:
+    """A JSON string's text (escapes read), from between its quotes."""
+    try:
+        return json.loads(b'"' + raw + b'"').encode("utf-8", "surrogatepass")
+    except ValueError:
+        return raw
 
 
 def _leaves(value: object) -> list[str]:

@@ -679,6 +679,88 @@ def test_a_key_sent_twice_verifies_when_both_are_expected(runner, client, fetch)
     assert (document["secret"]["verdict"], document["secret"]["label"]) == ("verified", "prod")
 
 
+# --- a key under a secrettoken name that is not a parameter of that exact name ---
+
+MULTIPART_FILE = (
+    "--b0undary\r\n"
+    'Content-Disposition: form-data; name="secrettoken"; filename="key.txt"\r\n'
+    "Content-Type: text/plain\r\n\r\n"
+    "KEY\n\r\n--b0undary--\r\n"
+)
+NAMED_ELSEWHERE = {
+    # (path, content type, body, extra headers); KEY stands for the key.
+    "form body without a content type": ("/hooks/default", None, "a=1&secrettoken=KEY", {}),
+    "form body sent as text/plain": ("/hooks/default", "text/plain", "secrettoken=KEY&a=1", {}),
+    "another case": ("/hooks/default", FORM_TYPE, "SecretToken=KEY&a=1", {}),
+    "PHP array": ("/hooks/default", FORM_TYPE, "secrettoken%5B%5D=KEY&secrettoken[1]=KEY", {}),
+    "nested name": ("/hooks/default", FORM_TYPE, "data[secrettoken]=KEY&data[a]=1", {}),
+    "JSON sent as a form": ("/hooks/default", FORM_TYPE, '{"a": 1, "secrettoken": "KEY"}', {}),
+    "JSON in a form field": (
+        "/hooks/default",
+        FORM_TYPE,
+        "payload=" + quote('{"secrettoken": "KEY"}'),
+        {},
+    ),
+    "multipart with the wrong boundary": (
+        "/hooks/default",
+        "multipart/form-data; boundary=other",
+        MULTIPART_FILE.replace("key.txt", "k"),
+        {},
+    ),
+    "multipart file part": (
+        "/hooks/default",
+        "multipart/form-data; boundary=b0undary",
+        MULTIPART_FILE,
+        {},
+    ),
+    "another header": (
+        "/hooks/default",
+        FORM_TYPE,
+        "a=1",
+        {"Referer": "https://app.example/hooks?secrettoken=KEY&a=1"},
+    ),
+    "cookie": ("/hooks/default", FORM_TYPE, "a=1", {"cookie secrettoken": "KEY"}),
+    "query in capitals": ("/hooks/default?SECRETTOKEN=KEY", FORM_TYPE, "a=1", {}),
+    "path segment": ("/hooks/default/secrettoken/KEY/x", FORM_TYPE, "a=1", {}),
+    "path pair": ("/hooks/default/secrettoken=KEY", FORM_TYPE, "a=1", {}),
+}
+
+
+@pytest.mark.parametrize("way", list(NAMED_ELSEWHERE))
+def test_a_key_named_in_another_way_is_masked_though_not_verified(
+    runner, client, fetch, database_url, caplog, way
+):
+    add_secret(runner, "prod", KEY)
+    caplog.set_level(logging.INFO)
+    path, content_type, body, headers = NAMED_ELSEWHERE[way]
+    if "cookie secrettoken" in headers:  # the test client keeps cookies apart from headers
+        client.set_cookie("secrettoken", headers.pop("cookie secrettoken").replace("KEY", KEY))
+    response = client.post(
+        path.replace("KEY", KEY),
+        data=body.replace("KEY", KEY).encode(),
+        headers={
+            **{name: value.replace("KEY", KEY) for name, value in headers.items()},
+            **({"Content-Type": content_type} if content_type else {}),
+        },
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    document = fetch(capture_id(response))
+    # Only a secrettoken parameter is checked; this one is not a parameter.
+    assert document["secret"]["verdict"] in ("missing", "mismatch")
+    assert "[secrettoken:" in json.dumps(document)
+    assert_secret_hidden(KEY, document, database_url, caplog.text)
+
+
+def test_a_request_naming_secrettoken_in_too_many_places_is_refused_whole(
+    client, database_url
+):
+    body = "secrettoken&" * 10_001
+    response = client.post("/hooks/default", data=body, content_type="text/plain")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "too_many_secrettokens"
+    assert "10,000 places" in response.get_json()["error"]["message"]
+
+
 # Some accounts' keys are all digits; a JSON sender may well send one as a number.
 NUMERIC_KEY = 904817263550184
 

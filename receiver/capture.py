@@ -510,8 +510,10 @@ def _read_multipart(body: Body, options: dict[str, str]) -> None:
                     parts.append((head.name, filename, content_type, data))
                     head, data = None, bytearray()
     except (ValueError, RequestEntityTooLarge) as exc:
-        body.notes["multipart"] = f"Multipart body could not be parsed: {_describe(exc)}"
-        return
+        # The parts read whole before the fault are kept: one bad part header
+        # (a latin-1 file name, say) does not hide the fields before it.
+        kept = f"; the {len(parts)} part(s) before it are listed" if parts else ""
+        body.notes["multipart"] = f"Multipart body could not be parsed: {_describe(exc)}{kept}."
     nameless = 0
     for index, (name, filename, content_type, data) in enumerate(parts):
         if name is None:
@@ -521,7 +523,15 @@ def _read_multipart(body: Body, options: dict[str, str]) -> None:
         body.files[index] = data
         body.parts.append(Part(index, name, filename, content_type, len(data)))
     if nameless:
-        body.notes["multipart"] = f"{nameless} part(s) without a name; listed with an empty name."
+        body.notes["multipart"] = " ".join(
+            filter(
+                None,
+                [
+                    body.notes.get("multipart"),
+                    f"{nameless} part(s) without a name; listed with an empty name.",
+                ],
+            )
+        )
 
 
 def _read_json(body: Body) -> None:

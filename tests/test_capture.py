@@ -371,6 +371,32 @@ def test_a_multipart_boundary_that_is_not_latin1_is_noted_not_a_500(client, fetc
     assert "could not be parsed" in fetch(response.get_json()["id"])["notes"]["multipart"]
 
 
+def test_a_multipart_part_that_cannot_be_read_keeps_the_parts_before_it(client, fetch):
+    # A latin-1 file name (not UTF-8) stops the parser at that part's header.
+    body = (
+        b"--b0\r\n"
+        b'Content-Disposition: form-data; name="event"\r\n\r\nLEAD_CREATED\r\n'
+        b"--b0\r\n"
+        b'Content-Disposition: form-data; name="email"\r\n\r\nzoe@example.com\r\n'
+        b"--b0\r\n"
+        b'Content-Disposition: form-data; name="f"; filename="caf\xe9.txt"\r\n\r\nx\r\n'
+        b"--b0--\r\n"
+    )
+    response = client.post(
+        "/hooks/default", data=body, content_type="multipart/form-data; boundary=b0"
+    )
+    assert response.status_code == 200
+    document = fetch(response.get_json()["id"])
+    assert [(p["name"], p["value"]) for p in document["params"]] == [
+        ("event", "LEAD_CREATED"),
+        ("email", "zoe@example.com"),
+    ]
+    assert document["event_type"] == "LEAD_CREATED"
+    note = document["notes"]["multipart"]
+    assert "could not be parsed" in note and "the 2 part(s) before it are listed" in note
+    assert base64.b64decode(document["body_base64"]) == body
+
+
 def test_every_multipart_part_downloads_as_its_exact_bytes_in_body_order(client, fetch):
     body = (
         b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nfirst\r\n'

@@ -26,6 +26,8 @@ MAX_RESPONSE_BODY = 64 * 1024
 MAX_DELAY_MS = 30_000
 TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 9110 5.6.2
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+# What a header value may hold (RFC 9110 field-value; tabs inside, no other control).
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 # type/subtype *( OWS ";" OWS [ name=value ] ), value a token or a quoted string
 # (RFC 9110 8.3.1, 5.6.4); no control characters anywhere.
 QUOTED = r'"(?:[ !#-\[\]-~]|\\[ -~])*"'
@@ -174,7 +176,9 @@ def _headers(value) -> str:
         return "[]"
     if isinstance(value, str):
         pairs = []
-        for line in value.splitlines():
+        # Only CR and LF end a line: str.splitlines() also splits at bytes a
+        # latin-1 value may hold (\x85) and at controls that are refused below.
+        for line in re.split(r"\r\n|\r|\n", value):
             if not line.strip():
                 continue
             if ":" not in line:
@@ -211,6 +215,8 @@ def header_problem(name: str, text: str) -> str | None:
         return f"{name} {RESERVED_HEADERS[name.lower()]}"
     if "\r" in text or "\n" in text or len(text) > 4096 or not _latin1(text):
         return f"the value of {name} must be one line of latin-1 text"
+    if not HEADER_VALUE.fullmatch(text):
+        return f"the value of {name} holds a control character, which HTTP does not allow"
     return None
 
 

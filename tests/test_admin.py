@@ -184,7 +184,9 @@ def test_the_settings_form_refuses_a_body_with_a_status_that_sends_none(client):
 def test_saved_response_settings_no_longer_accepted_are_not_sent_broken(app, client):
     with app.app_context():
         inbox = storage.find_inbox("default")
-        inbox.response_headers = '[["Content-Length", "5"], ["X-Ok", "yes"], ["X-Bad", "é✓"]]'
+        inbox.response_headers = (
+            '[["Content-Length", "5"], ["X-Ok", "yes"], ["X-Bad", "é✓"], ["X-Bell", "a\\u0007b"]]'
+        )
         inbox.response_content_type = "text/plain\nX-Injected: 1"
         inbox.response_body = "hello, sender"
         storage.db.session.commit()
@@ -195,6 +197,7 @@ def test_saved_response_settings_no_longer_accepted_are_not_sent_broken(app, cli
     assert answer.headers.getlist("Content-Length") == [str(len(b"hello, sender"))]
     assert answer.headers["X-Ok"] == "yes"
     assert "X-Bad" not in answer.headers and "X-Injected" not in answer.headers
+    assert "X-Bell" not in answer.headers
     assert answer.headers["Content-Type"] == "text/plain; charset=utf-8"
 
 

@@ -137,6 +137,26 @@ def test_a_content_type_header_points_to_its_setting(client):
     assert "use response_content_type" in message
 
 
+@pytest.mark.parametrize("value", ["a\x07b", "a\x00b", "a\x0bb", "a\x7fb", "a\x1bb"])
+@pytest.mark.parametrize("form", ["pairs", "lines"])
+def test_a_header_value_with_a_control_character_is_refused(client, value, form):
+    # gunicorn cannot send it: every delivery would have been answered 500.
+    headers = [["X-Trace", value]] if form == "pairs" else f"X-Trace: {value}"
+    message = refused(patch(client, response_headers=headers), "response_headers")
+    assert "X-Trace" in message and "control character" in message
+    assert inbox(client)["response_headers"] == []
+
+
+@pytest.mark.parametrize("form", ["pairs", "lines"])
+def test_a_header_value_may_hold_tabs_and_latin1(client, form):
+    value = "a\tb é \x85 c"  # \x85 is a latin-1 character, not a line break
+    headers = [["X-Note", value]] if form == "pairs" else f"X-Note: {value}\nX-Other: 1"
+    response = patch(client, response_headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answer = client.post("/hooks/default", data=b"x")
+    assert answer.headers["X-Note"] == value
+
+
 @pytest.mark.parametrize("pair", [["X-A", None], ["X-A", {"v": 1}], ["X-A", 5], [1, "v"]])
 def test_a_header_pair_must_be_two_strings(client, pair):
     refused(patch(client, response_headers=[pair]), "response_headers")

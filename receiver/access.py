@@ -44,7 +44,7 @@ bp = Blueprint("access", __name__)
 OPEN_BLUEPRINTS = {"hooks"}
 OPEN_ENDPOINTS = {"static", "access.login", "ops.healthz", "ops.readyz"}
 # Answered like the API: bearer tokens accepted, JSON errors.
-MACHINE_ENDPOINTS = {"ops.metrics"}
+MACHINE_ENDPOINTS = {"ops.prometheus"}
 LOGIN_ATTEMPTS = 5
 LOGIN_WINDOW_SECONDS = 300
 TOKEN_PREFIX = "whr_"
@@ -59,7 +59,9 @@ def init_app(app: Flask) -> None:
     app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = (
         generate_password_hash(password) if password else None
     )
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask's own default is None (no attribute), so setdefault would not do.
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.session_interface = DashboardSessions()
     app.before_request(guard)
     app.register_blueprint(bp)

@@ -355,6 +355,34 @@ def test_api_needs_a_token_when_a_password_is_set(password_app):
     assert response.get_json()["error"]["code"] == "login_required"
 
 
+def test_metrics_take_a_bearer_token_when_a_password_is_set(password_app):
+    client = password_app.test_client()
+    refused = client.get("/metrics")
+    assert refused.status_code == 401
+    assert refused.get_json()["error"]["code"] == "login_required"
+    password_app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = None  # to make a token
+    response = form_post(client, "/tokens", "/tokens", label="prometheus")
+    token = re.search(r'id="new-token">(whr_[^<]+)<', response.get_data(as_text=True)).group(1)
+    password_app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = "scrypt:dummy"
+    scrape = password_app.test_client().get(
+        "/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert scrape.status_code == 200
+    assert "receiver_captures_total" in scrape.get_data(as_text=True)
+
+
+def test_the_login_cookie_is_not_sent_on_cross_site_requests(password_app):
+    client = password_app.test_client()
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"csrf_token": token_of(page.get_data(as_text=True)), "password": "correct horse"},
+    )
+    assert response.status_code == 303
+    cookie = response.headers["Set-Cookie"]
+    assert "SameSite=Lax" in cookie and "HttpOnly" in cookie
+
+
 # CLI
 
 

@@ -196,9 +196,12 @@ def delete_capture(capture_id: int):
     return "", 204
 
 
-def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
-    """Captured bytes as a download: never rendered by the browser."""
-    response = Response(data, mimetype=mimetype or "application/octet-stream")
+def _attachment(data: bytes, content_type: str, filename: str) -> Response:
+    """Captured bytes as a download, with the content type they came with (as
+    received, no charset added), never rendered by the browser."""
+    if not content_type or not inboxes.sendable_header_value(content_type):
+        content_type = "application/octet-stream"
+    response = Response(data, content_type=content_type)
     response.headers["Content-Disposition"] = _disposition(filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
@@ -206,7 +209,9 @@ def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
 
 
 def _disposition(filename: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:100] or "download"
+    # The plain filename is ASCII for old clients; filename* carries the real one.
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)
+    safe = safe[:100] or "download"
     return f"attachment; filename=\"{safe}\"; filename*=UTF-8''{quote(filename[:100])}"
 
 

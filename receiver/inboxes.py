@@ -215,9 +215,14 @@ def header_problem(name: str, text: str) -> str | None:
         return f"{name} {RESERVED_HEADERS[name.lower()]}"
     if "\r" in text or "\n" in text or len(text) > 4096 or not _latin1(text):
         return f"the value of {name} must be one line of latin-1 text"
-    if not HEADER_VALUE.fullmatch(text):
+    if not sendable_header_value(text):
         return f"the value of {name} holds a control character, which HTTP does not allow"
     return None
+
+
+def sendable_header_value(text: str) -> bool:
+    """Whether HTTP (and gunicorn) can carry `text` as a header value."""
+    return HEADER_VALUE.fullmatch(text) is not None
 
 
 def sendable_content_type(text: str | None) -> bool:

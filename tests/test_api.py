@@ -11,7 +11,7 @@ import threading
 import time
 import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 import schemathesis
@@ -808,6 +808,39 @@ def test_multipart_parts_download_by_index(client, fetch):
     plain = send(client)
     assert_error(client.get(f"/api/captures/{plain}/parts/0"), 404)
     assert_error(client.get("/api/captures/999999/parts/0"), 404)
+
+
+def test_downloads_of_parts_with_non_latin1_names_have_headers_http_can_carry(client):
+    body = (
+        "--b0\r\n"
+        'Content-Disposition: form-data; name="f"; filename="отчёт.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n%PDF\r\n"
+        "--b0\r\n"
+        'Content-Disposition: form-data; name="名"\r\n'
+        "Content-Type: text/plain; x=€\r\n\r\nvalue\r\n"
+        "--b0--\r\n"
+    ).encode()
+    response = client.post(
+        "/hooks/default", data=body, content_type="multipart/form-data; boundary=b0"
+    )
+    capture_id = int(response.headers["X-Capture-Id"])
+    pdf = client.get(f"/api/captures/{capture_id}/parts/0")
+    assert pdf.status_code == 200 and pdf.get_data() == b"%PDF"
+    disposition = pdf.headers["Content-Disposition"]
+    disposition.encode("ascii")  # what gunicorn can send (it answered 500 before)
+    assert "filename*=UTF-8''" + quote("отчёт.pdf") in disposition
+    assert pdf.headers["Content-Type"] == "application/pdf"
+    field = client.get(f"/api/captures/{capture_id}/parts/1")
+    assert field.status_code == 200 and field.get_data() == b"value"
+    field.headers["Content-Disposition"].encode("ascii")
+    assert field.headers["Content-Type"] == "application/octet-stream"
+
+
+def test_a_download_keeps_the_content_type_as_received(client):
+    sent = "text/plain; charset=iso-8859-1"
+    response = client.post("/hooks/default", data=b"caf\xe9", content_type=sent)
+    raw = client.get(f"/api/captures/{response.headers['X-Capture-Id']}/raw")
+    assert raw.headers["Content-Type"] == sent
 
 
 # Replay

@@ -221,6 +221,8 @@ def curl_command(capture: Capture, base_url: str) -> str:
         parts.append("--head")
     elif capture.method != "GET" or capture.body:
         parts += ["-X", capture.method]
+    if _DOT_SEGMENT.search(capture.raw_path):
+        parts.append("--path-as-is")  # else curl resolves /../ and /./ itself
     parts.append(_quote(url))
     sent = {name.lower() for name, _value in capture.header_list}
     for name, value in capture.header_list:
@@ -241,10 +243,11 @@ def curl_command(capture: Capture, base_url: str) -> str:
         return " ".join([*parts, "--data-binary", shlex.quote(text)])
     # NUL bytes cannot be passed as an argument, and a leading @ names a file
     # to curl: such bodies go through printf's escapes on standard input.
-    return f"printf {_printf_format(body)} | " + " ".join([*parts, "--data-binary", "@-"])
+    return f"{printf_command(body)} | " + " ".join([*parts, "--data-binary", "@-"])
 
 
 _PLAIN = re.compile(r"^[\x20-\x7e]*$")
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
 
 
 def _quote(text: str) -> str:
@@ -261,6 +264,11 @@ def _quote(text: str) -> str:
         else:
             out.append(f"\\x{byte:02x}")
     return "$'" + "".join(out) + "'"
+
+
+def printf_command(data: bytes) -> str:
+    """A bash command that prints exactly `data` (`--`: a body may start with `-`)."""
+    return f"printf -- {_printf_format(data)}"
 
 
 def _printf_format(data: bytes) -> str:

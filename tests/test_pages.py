@@ -12,7 +12,7 @@ import pytest
 from receiver import catalog
 from receiver.extensions import db
 from receiver.models import Capture
-from receiver.present import _printf_format, curl_command
+from receiver.present import curl_command, printf_command
 
 HX = {"HX-Request": "true"}
 
@@ -444,11 +444,26 @@ def test_after_the_newest_capture_is_deleted_the_next_one_still_reaches_open_pag
         b"@/etc/passwd",
         b"100% '\"quoted'\" \\back\\slash\\x41 $HOME `id`",
         "unicode ✓ clé".encode(),
+        b"--b0undary\r\nContent-Disposition: form-data",  # every multipart body
+        b"---\nyaml: 1\n",
+        b"-v",
     ],
 )
-def test_printf_format_reproduces_every_byte_in_bash(body):
-    command = f"printf {_printf_format(body)}"
+def test_printf_command_reproduces_every_byte_in_bash(body):
+    command = printf_command(body)
     assert subprocess.run(["bash", "-c", command], capture_output=True, check=True).stdout == body
+
+
+@pytest.mark.parametrize(
+    ("path", "as_is"),
+    [("/hooks/default/a/../b", True), ("/hooks/default/./x", True), ("/hooks/default/a..b", False)],
+)
+def test_curl_command_keeps_dot_segments_as_sent(app, client, path, as_is):
+    capture_id = client.post(path, data=b"x").get_json()["id"]
+    with app.app_context():
+        command = curl_command(db.session.get(Capture, capture_id), "http://receiver.test")
+    assert ("--path-as-is" in command) is as_is
+    assert f" http://receiver.test{path} " in command
 
 
 def test_curl_command_replays_method_path_query_headers_and_body(app, client):
@@ -459,7 +474,7 @@ def test_curl_command_replays_method_path_query_headers_and_body(app, client):
     ).get_json()["id"]
     with app.app_context():
         command = curl_command(db.session.get(Capture, capture_id), "http://receiver.test")
-    assert command.startswith("printf ")
+    assert command.startswith("printf -- ")
     assert "curl -X PATCH 'http://receiver.test/hooks/default/sub/path?a=1&b=two%20words'" in (
         command
     )

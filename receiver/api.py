@@ -44,14 +44,21 @@ def _capture(capture_id: int) -> Capture:
     return db.get_or_404(Capture, capture_id, description="No capture with that id.")
 
 
-def _json_body() -> dict:
+def _json_body(fields: set[str] | None = None) -> dict:
+    """The request's JSON object; with `fields`, any other member is refused
+    (a typo such as "usr" must not silently widen what is saved)."""
     data = request.get_json(silent=True)
     if data is None and request.get_data():
-        abort(400, description="The body must be a JSON object.")
+        abort(400, description="The body is not valid JSON; send a JSON object.")
     if data is None:
         return {}
     if not isinstance(data, dict):
         abort(400, description="The body must be a JSON object.")
+    unknown = sorted(set(data) - fields) if fields is not None else []
+    if unknown:
+        raise inboxes.SettingsError(
+            unknown[0], f"is not a field here (expected: {', '.join(sorted(fields))})"
+        )
     try:
         json.dumps(data, ensure_ascii=False).encode()
     except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
@@ -73,6 +80,8 @@ def list_inboxes():
 def create_inbox():
     data = _json_body()
     slug = data.pop("slug", None)
+    if slug is not None and not isinstance(slug, str):
+        raise inboxes.SettingsError("slug", "must be a string (empty for a random name)")
     inboxes.check(data)  # all settings checked before anything is created
     inbox = inboxes.create(slug)
     if data:
@@ -101,7 +110,7 @@ def delete_inbox(slug: str):
 def copy_config(slug: str):
     """Copy this inbox's configuration to `to` (created when `create` is true)."""
     source = _inbox(slug)
-    data = _json_body()
+    data = _json_body({"to", "create"})
     target_slug = data.get("to")
     if not isinstance(target_slug, str) or not target_slug:
         abort(400, description="Name the inbox to copy to as 'to'.")
@@ -115,7 +124,7 @@ def copy_config(slug: str):
 
 @bp.post("/inboxes/<slug>/secrets")
 def add_secret(slug: str):
-    data = _json_body()
+    data = _json_body({"label", "secret", "user"})
     inbox = _inbox(slug)
     for name in ("label", "secret", "user"):
         if data.get(name) is not None and not isinstance(data[name], str):
@@ -241,7 +250,7 @@ def replay(capture_id: int):
     """Send a capture again to `to` (same method, headers, exact body); the
     masked secrettoken can be replaced by `secret`, used for this request only."""
     capture = _capture(capture_id)
-    data = _json_body()
+    data = _json_body({"to", "secret", "with_subpath"})
     target = data.get("to")
     if not isinstance(target, str) or not target:
         abort(400, description="Name the URL to replay to as 'to'.")

@@ -193,8 +193,29 @@ def test_a_body_that_is_not_a_json_object_is_400(client, raw):
     assert_error(response, 400, "bad_request", "JSON object")
 
 
+@pytest.mark.parametrize("slug", [0, False, [], {}, 1])
+def test_a_slug_that_is_not_text_is_refused_not_replaced_by_a_random_one(client, slug):
+    assert_error(client.post("/api/inboxes", json={"slug": slug}), 422, "invalid_setting", "slug")
+    assert [i["slug"] for i in client.get("/api/inboxes").get_json()["inboxes"]] == ["default"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/inboxes/default/copy-config", {"to": "copy", "create": True, "secrets": False}),
+        ("/api/captures/{id}/replay", {"to": "http://127.0.0.1:9/", "with_sub_path": True}),
+    ],
+)
+def test_requests_with_unknown_fields_are_refused(client, path, body):
+    capture_id = client.post("/hooks/default", data=b"x").get_json()["id"]
+    response = client.post(path.format(id=capture_id), json=body)
+    error = assert_error(response, 422, "invalid_setting", "is not a field here")
+    assert error["message"].startswith(("secrets:", "with_sub_path:"))
+    assert_error(client.get("/api/inboxes/copy"), 404)
+
+
 def test_create_with_a_bad_setting_creates_no_inbox(client):
-    # BUG: api.create_inbox creates (and commits) the inbox before checking the settings.
+    # The settings are checked before the inbox is created.
     response = client.post("/api/inboxes", json={"slug": "half", "response_status": 99})
     assert_error(response, 422, "invalid_setting", "response_status")
     assert_error(client.get("/api/inboxes/half"), 404)
@@ -496,6 +517,8 @@ def test_a_secret_for_one_user_verifies_only_that_user(client):
         ({"label": 5, "secret": "abc"}, 400, "'label' must be a string"),
         ({"label": "k", "secret": ["abc"]}, 400, "'secret' must be a string"),
         ({"label": "k", "secret": "abc", "user": 7}, 400, "'user' must be a string"),
+        # A typo must not make a key meant for one user valid for all.
+        ({"label": "k", "secret": "abc-123456", "usr": "alice"}, 422, "usr: is not a field"),
     ],
 )
 def test_add_secret_refuses_bad_input(client, body, status, says):
@@ -505,8 +528,7 @@ def test_add_secret_refuses_bad_input(client, body, status, says):
 
 
 def test_a_secret_that_is_not_valid_unicode_is_refused_not_a_500(client):
-    # BUG: JSON may carry a lone surrogate ("\ud800"); it reaches .encode() and the
-    # database and fails there.
+    # JSON may carry a lone surrogate ("\ud800"), which .encode() and the database refuse.
     raw = b'{"label": "k", "secret": "\\ud800abc"}'
     response = client.post(
         "/api/inboxes/default/secrets", data=raw, content_type="application/json"

@@ -40,6 +40,9 @@ def _decoded(column: str):
 
 class Inbox(db.Model):
     __tablename__ = "inbox"
+    # SQLite: a deleted inbox's id is never given to a new one (workers cache
+    # an inbox's id for a moment; a delivery must not land in another inbox).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)

@@ -79,8 +79,40 @@ def test_the_upgrade_leaves_foreign_keys_on_and_tolerates_rows_already_orphaned(
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     with sqlite3.connect(path) as con:
         tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
-        assert "_alembic_tmp_capture" not in tables
+        assert not {"_alembic_tmp_capture", "_alembic_tmp_inbox"} & tables
         version = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        assert version == "0004_capture_ids_never_reused"
-        sql = con.execute("SELECT sql FROM sqlite_master WHERE name = 'capture'").fetchone()[0]
-        assert "AUTOINCREMENT" in sql
+        assert version == "0005_inbox_ids_never_reused"
+        for table in ("capture", "inbox"):
+            sql = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+            assert "AUTOINCREMENT" in sql[0]
+
+
+def test_upgrading_sqlite_keeps_inboxes_and_never_gives_a_deleted_inbox_id_again(tmp_path):
+    path = tmp_path / "inboxes.sqlite3"
+    app, client = _at_0003(path, captures=2)
+    assert client.post("/api/inboxes", json={"slug": "newest"}).status_code == 201
+    key = "qrp_live_8f2K9xYz3Lm7Qw1R"
+    secret = {"label": "prod", "secret": key}
+    assert client.post("/api/inboxes/newest/secrets", json=secret).status_code == 201
+    assert client.post("/hooks/newest", data={"secrettoken": key}).status_code == 200
+    with sqlite3.connect(path) as con:
+        inboxes = con.execute("SELECT id, slug FROM inbox ORDER BY id").fetchall()
+        owned = "SELECT inbox_id, count(*) FROM {} GROUP BY inbox_id ORDER BY inbox_id"
+        tables = ("capture", "expected_secret")
+        before = {table: con.execute(owned.format(table)).fetchall() for table in tables}
+    with app.app_context():
+        upgrade()
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT id, slug FROM inbox ORDER BY id").fetchall() == inboxes
+        for table, rows in before.items():
+            assert con.execute(owned.format(table)).fetchall() == rows
+        indexes = {row[1] for row in con.execute("PRAGMA index_list(inbox)")}
+        assert any("slug" in name or name.startswith("sqlite_autoindex") for name in indexes)
+    newest_id = inboxes[-1][0]
+    assert client.delete("/api/inboxes/newest").status_code == 204
+    assert client.post("/api/inboxes", json={"slug": "next"}).status_code == 201
+    with sqlite3.connect(path) as con:
+        next_id = con.execute("SELECT id FROM inbox WHERE slug = 'next'").fetchone()[0]
+    assert next_id == newest_id + 1
+    # The slug stays unique after the rebuild.
+    assert client.post("/api/inboxes", json={"slug": "next"}).status_code == 422

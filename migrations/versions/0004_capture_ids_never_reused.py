@@ -25,12 +25,14 @@ branch_labels = None
 depends_on = None
 
 
-def _rebuild_capture(autoincrement: bool) -> None:
+def rebuild_sqlite_table(table: str, autoincrement: bool) -> None:
+    """Rebuild `table` with or without AUTOINCREMENT (SQLite only), rows, ids,
+    indexes and the rows pointing at it kept. Migration 0005 uses it too."""
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return
     # Rebuilding drops the old table. With foreign keys on, that would first
-    # delete every row pointing at a capture (relay attempts cascade). The
+    # delete every row pointing at it (relay attempts cascade from a capture). The
     # setting only changes outside a transaction; the rebuild then runs in one
     # of its own, so a failure leaves the old table as it was.
     dbapi = bind.connection.dbapi_connection
@@ -39,20 +41,20 @@ def _rebuild_capture(autoincrement: bool) -> None:
     dbapi.execute("PRAGMA foreign_keys=OFF")
     try:
         if dbapi.execute("PRAGMA foreign_keys").fetchone()[0]:
-            raise RuntimeError("could not turn foreign keys off to rebuild the capture table")
+            raise RuntimeError(f"could not turn foreign keys off to rebuild the {table} table")
         # Rows that already pointed nowhere (deleted by hand) are not ours to judge.
         before = set(dbapi.execute("PRAGMA foreign_key_check").fetchall())
         dbapi.execute("BEGIN")
         try:
-            op.execute("DROP TABLE IF EXISTS _alembic_tmp_capture")  # an earlier failed run
+            op.execute(f"DROP TABLE IF EXISTS _alembic_tmp_{table}")  # an earlier failed run
             with op.batch_alter_table(
-                "capture", recreate="always", table_kwargs={"sqlite_autoincrement": autoincrement}
+                table, recreate="always", table_kwargs={"sqlite_autoincrement": autoincrement}
             ):
                 pass
             after = set(dbapi.execute("PRAGMA foreign_key_check").fetchall())
             if after - before:
                 raise RuntimeError(
-                    f"rebuilding capture broke foreign keys: {sorted(after - before)[:5]}"
+                    f"rebuilding {table} broke foreign keys: {sorted(after - before)[:5]}"
                 )
         except BaseException:
             dbapi.rollback()
@@ -63,8 +65,8 @@ def _rebuild_capture(autoincrement: bool) -> None:
 
 
 def upgrade():
-    _rebuild_capture(autoincrement=True)
+    rebuild_sqlite_table("capture", autoincrement=True)
 
 
 def downgrade():
-    _rebuild_capture(autoincrement=False)
+    rebuild_sqlite_table("capture", autoincrement=False)

@@ -7,6 +7,7 @@ it everywhere) → storage (one transaction) and is answered at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -125,6 +126,11 @@ def _capture(app, req: Request, inbox: str, rest: str):
             row, box.capacity or config["RECEIVER_INBOX_CAPACITY"]
         )
     except StorageUnavailable as exc:
+        if _deleted_meanwhile(box):
+            # Deleted in another worker since this one read its settings.
+            storage.forget_inboxes()
+            metrics.rejected("unknown_inbox")
+            return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
         metrics.rejected("storage_unavailable")
         log.error("capture not stored: %s", exc)
         response = error_response(
@@ -151,6 +157,15 @@ def _capture(app, req: Request, inbox: str, rest: str):
     if box.response_delay_ms and not (rejected or failing):
         time.sleep(box.response_delay_ms / 1000)
     return response
+
+
+def _deleted_meanwhile(box: storage.InboxConfig) -> bool:
+    try:
+        return not storage.inbox_exists(box.id)
+    except Exception:  # the database is away: that is the answer to give
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        return False
 
 
 def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):

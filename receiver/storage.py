@@ -131,6 +131,13 @@ def inbox_config(slug: str, max_age: float) -> InboxConfig | None:
     return config
 
 
+def inbox_exists(inbox_id: int) -> bool:
+    """Whether the inbox is still there (a cached one may have been deleted since)."""
+    found = db.session.execute(select(Inbox.id).where(Inbox.id == inbox_id)).first()
+    db.session.rollback()
+    return found is not None
+
+
 def forget_inboxes() -> None:
     """Drop cached inbox settings after a change."""
     with _configs_lock:

@@ -14,6 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import capture_row
+from sqlalchemy import text
+
+from receiver.extensions import db
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 BODIES = [
@@ -576,6 +579,26 @@ def test_unknown_inbox_is_404_json(client):
     assert response.get_json() == {
         "error": {"code": "unknown_inbox", "message": "No inbox named 'nobody-here'."}
     }
+
+
+@pytest.mark.parametrize("app_config", [{"RECEIVER_SETTINGS_CACHE_SECONDS": 60}])
+def test_a_delivery_to_an_inbox_deleted_in_another_worker_is_404_and_lands_nowhere(
+    app, client
+):
+    # This worker read the inbox's settings (its id among them) before another
+    # worker deleted it and made a new inbox, whose id must not be the old one.
+    assert client.post("/api/inboxes", json={"slug": "going"}).status_code == 201
+    assert client.post("/hooks/going", data={"a": "1"}).status_code == 200  # settings cached
+    with app.app_context():
+        db.session.execute(text("DELETE FROM inbox WHERE slug = 'going'"))
+        db.session.commit()
+    assert client.post("/api/inboxes", json={"slug": "next"}).status_code == 201
+    response = client.post("/hooks/going", data={"a": "2"})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "unknown_inbox"
+    assert client.get("/api/inboxes/next/captures").get_json()["captures"] == []
+    # The stale settings are gone: the next delivery is an ordinary 404.
+    assert client.post("/hooks/going", data={"a": "3"}).status_code == 404
 
 
 @pytest.mark.parametrize("app_config", [{"RECEIVER_AUTO_CREATE_INBOXES": True}])

@@ -42,6 +42,8 @@ access_log_format = (
     'at=access remote=%(h)s method=%(m)s path="%(U)s" status=%(s)s '
     'bytes=%(B)s duration_ms=%(M)s capture=%({x-capture-id}o)s agent="%(a)s"'
 )
+# Values in access log lines are escaped: a request path cannot forge a line.
+logger_class = wire.access_logger_class()
 errorlog = "-"
 loglevel = os.environ.get("RECEIVER_LOG_LEVEL", "info")
 # Without a proxy in front, gunicorn itself must not trust forwarded headers;
@@ -50,6 +52,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # gunicorn's control socket (for gunicornc) is one path per user by default, so
 # a second instance on the machine takes it from the first. Off unless a path
 # is given.
+# gunicorn takes SCRIPT_NAME and PATH_INFO from headers of a trusted proxy;
+# here a proxy's prefix comes as X-Forwarded-Prefix (RECEIVER_TRUSTED_PROXIES),
+# and such headers from a sender are captured like any other.
+forwarder_headers = ""
 control_socket = os.environ.get("RECEIVER_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
 

@@ -5,7 +5,7 @@ which is exactly what users of webhook inspectors complain about. gunicorn
 parses the header block itself; this wraps that parse to remember each
 header's original name in order, and passes the list to the app in the
 environ as `receiver.raw_headers` (and a chunked body's trailer fields, once
-read). gunicorn's own checks and policies still decide what is accepted, but
+read), headers gunicorn keeps from the app (names with `_`) included. gunicorn's own checks and policies still decide what is accepted, but
 for raw non-ASCII bytes in the request target (see TARGET_INVALID).
 Installed from gunicorn.conf.py.
 """
@@ -21,14 +21,28 @@ ENVIRON_KEY = "receiver.raw_headers"
 TRAILERS_KEY = "receiver.raw_trailers"
 
 
-def _original_names(data: bytes) -> dict[str, list[str]]:
-    names: dict[str, list[str]] = {}
+def _wire_headers(data: bytes, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Every header line of `data` in order, with its original name: gunicorn's
+    value where it kept the header, the value as sent where it dropped it (a
+    name with `_`, which WSGI cannot tell from `-`, so gunicorn keeps it from
+    the app; the capture still shows it)."""
+    parsed = iter(headers)
+    pending = next(parsed, None)
+    named = []
     for line in data.split(b"\r\n"):
         if not line or line[:1] in (b" ", b"\t") or b":" not in line:
             continue
-        name = line.split(b":", 1)[0].rstrip(b" \t").decode("latin-1")
-        names.setdefault(name.upper(), []).append(name)
-    return names
+        raw_name, _, raw_value = line.partition(b":")
+        name = raw_name.rstrip(b" \t").decode("latin-1")
+        if pending is not None and pending[0] == name.upper():
+            named.append((name, pending[1]))
+            pending = next(parsed, None)
+        else:
+            named.append((name, raw_value.strip(b" \t").decode("latin-1")))
+    while pending is not None:  # pragma: no cover - every kept header has its line
+        named.append(pending)
+        pending = next(parsed, None)
+    return named
 
 
 # gunicorn refuses a request line whose target holds a byte outside printable
@@ -55,8 +69,7 @@ def install() -> None:
 
     def parse_with_names(self, data, from_trailer=False):
         headers = parse_headers(self, data, from_trailer)
-        originals = _original_names(data)
-        named = [((originals.get(name) or [name]).pop(0), value) for name, value in headers]
+        named = _wire_headers(data, headers)
         if from_trailer:
             self.receiver_raw_trailers = named
         else:
@@ -76,3 +89,30 @@ def install() -> None:
     parse_with_names._receiver = True
     message.Message.parse_headers = parse_with_names
     wsgi.create = create_with_names
+
+
+# Characters that would let a request path (or any value) forge or break an
+# access log line: control characters, and the backslash (gunicorn itself
+# escapes the quote).
+_LOG_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def _log_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return "\\\\" if char == "\\" else f"\\x{ord(char):02x}"
+
+
+def access_logger_class():
+    """gunicorn's logger, with every access-log value escaped (see _LOG_UNSAFE):
+    `/x%0D%0Aat=access` must not write a second, forged line."""
+    from gunicorn.glogging import Logger
+
+    class AccessLogger(Logger):
+        def atoms(self, resp, req, environ, request_time):
+            atoms = super().atoms(resp, req, environ, request_time)
+            for name, value in atoms.items():
+                if isinstance(value, str) and _LOG_UNSAFE.search(value):
+                    atoms[name] = _LOG_UNSAFE.sub(_log_escape, value)
+            return atoms
+
+    return AccessLogger

@@ -89,6 +89,26 @@ def test_the_access_log_never_shows_a_secret_sent_in_the_path(live_server):
     assert key not in live_server.log()
 
 
+def test_a_request_path_cannot_forge_or_break_an_access_log_line(live_server):
+    answer = raw_request(
+        live_server,
+        b"POST /hooks/default/v%0D%0Aat=access%20forged=1%00%5C%22q HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    deadline = time.monotonic() + 5
+    while f"capture={capture_id} " not in live_server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = [line for line in live_server.log().splitlines() if "at=access" in line]
+    line = next(line for line in lines if f"capture={capture_id} " in line)
+    assert 'path="/hooks/default/v\\x0d\\x0aat=access forged=1\\x00\\\\\\"q"' in line
+    assert not any(line.startswith("at=access forged") for line in lines)
+    assert "\x00" not in live_server.log()
+    # The capture keeps the path as sent.
+    stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
+    assert stored["path"] == '/hooks/default/v\r\nat=access forged=1\x00\\"q'
+
+
 def test_the_server_log_never_shows_a_secret_in_a_user_agent_or_a_refused_request_line(
     live_server,
 ):
@@ -154,6 +174,10 @@ def test_headers_keep_their_case_order_and_repeats(live_server):
         b"x-lower-case: yes\r\n"
         b"X-Repeat: one\r\n"
         b"X-Repeat: two\r\n"
+        # WSGI cannot tell _ from -, so gunicorn keeps these from the app; the
+        # capture still shows them (a proxy's SCRIPT_NAME is not taken either).
+        b"X_Api_Key: abc\r\n"
+        b"SCRIPT_NAME: /elsewhere\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\n"
         b"Connection: close\r\n\r\n" + body,
@@ -166,6 +190,9 @@ def test_headers_keep_their_case_order_and_repeats(live_server):
     assert ["X-Repeat", "one"] in stored["headers"]
     assert ["X-Repeat", "two"] in stored["headers"]
     assert names.count("X-Repeat") == 2
+    assert ["X_Api_Key", "abc"] in stored["headers"]
+    assert ["SCRIPT_NAME", "/elsewhere"] in stored["headers"]
+    assert stored["path"] == "/hooks/default/lead"
 
 
 def test_chunked_body_is_captured_byte_for_byte(live_server):

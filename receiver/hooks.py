@@ -113,14 +113,22 @@ def _capture(app, req: Request, inbox: str, rest: str):
     if isinstance(prepared, Response):
         return prepared
     row, log_text, hidden, verdict, arrived = prepared
-    rejected = box.enforce_secret and not verdict.accepted
+    # A browser's CORS preflight is answered 204 (it carries no key and is no
+    # delivery): it is neither rejected nor one of the deliveries set to fail.
+    preflight = box.cors and _is_preflight(req)
+    rejected = box.enforce_secret and not verdict.accepted and not preflight
     # "Fail the first N deliveries": counted down atomically, so concurrent
     # deliveries fail exactly N times between them.
-    failing = not rejected and box.fail_remaining > 0 and storage.take_failure(box.id)
-    row["rejected"] = rejected
-    row["answered_status"] = (
-        401 if rejected else box.fail_status if failing else box.response_status
+    failing = (
+        not (rejected or preflight) and box.fail_remaining > 0 and storage.take_failure(box.id)
     )
+    row["rejected"] = rejected
+    if preflight:
+        row["answered_status"] = 204
+    elif rejected:
+        row["answered_status"] = 401
+    else:
+        row["answered_status"] = box.fail_status if failing else box.response_status
     try:
         capture_id = writer_for(app, db.engine).save(
             row, box.capacity or config["RECEIVER_INBOX_CAPACITY"]
@@ -280,6 +288,12 @@ def answer(
     return response
 
 
+def _is_preflight(request: Request) -> bool:
+    return request.method == "OPTIONS" and bool(
+        request.headers.get("Access-Control-Request-Method")
+    )
+
+
 def _allow_cross_origin(response: Response, request: Request) -> None:
     origin = request.headers.get("Origin")
     # An Allow-Origin among the inbox's own response headers is kept.
@@ -287,7 +301,7 @@ def _allow_cross_origin(response: Response, request: Request) -> None:
     response.headers["Access-Control-Expose-Headers"] = "X-Capture-Id"
     if origin:
         response.headers.add("Vary", "Origin")
-    if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+    if _is_preflight(request):
         # A preflight: allow what was asked for, for a day.
         response.status_code = 204
         response.set_data(b"")

@@ -1230,6 +1230,27 @@ def test_cors_on_answers_preflights_and_allows_the_origin(client):
     assert "X-Capture-Id" in simple.headers["Access-Control-Expose-Headers"]
 
 
+def test_a_preflight_is_recorded_as_answered_and_is_not_a_failing_or_rejected_delivery(
+    client, fetch
+):
+    patch(client, cors=True, fail_remaining=1, fail_status=503, enforce_secret=True)
+    client.post(
+        "/api/inboxes/default/secrets", json={"label": "prod", "secret": "qrp_live_8f2K9xYz3Lm7"}
+    )
+    asked = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    preflight = client.options("/hooks/default", headers=asked)
+    assert preflight.status_code == 204
+    recorded = fetch(int(preflight.headers["X-Capture-Id"]))
+    assert (recorded["answered_status"], recorded["rejected"]) == (204, False)
+    # The one failure the inbox was set to give is still there for the delivery.
+    delivery = client.post("/hooks/default", data={"secrettoken": "qrp_live_8f2K9xYz3Lm7"})
+    assert delivery.status_code == 503
+    assert (
+        client.post("/hooks/default", data={"secrettoken": "qrp_live_8f2K9xYz3Lm7"}).status_code
+        == 200
+    )
+
+
 def test_cors_keeps_an_allowed_origin_set_among_the_response_headers(client):
     patch(
         client,

@@ -5,9 +5,11 @@ which is exactly what users of webhook inspectors complain about. gunicorn
 parses the header block itself; this wraps that parse to remember each
 header's original name in order, and passes the list to the app in the
 environ as `receiver.raw_headers` (and a chunked body's trailer fields, once
-read), headers gunicorn keeps from the app (names with `_`) included. gunicorn's own checks and policies still decide what is accepted, but
-for raw non-ASCII bytes in the request target (see TARGET_INVALID).
-Installed from gunicorn.conf.py.
+read), headers gunicorn keeps from the app (names with `_`) included.
+gunicorn's own checks and policies still decide what is accepted, but for raw
+non-ASCII bytes in the request target (see TARGET_INVALID). It also gives
+gunicorn an access logger that escapes what it writes. Installed from
+gunicorn.conf.py.
 """
 
 from __future__ import annotations

@@ -129,12 +129,14 @@
   }
   document.addEventListener("htmx:afterSettle", markSelected);
 
-  // When the detail pane sits below the list (narrow screens), bring it into view.
+  // When the detail pane sits below the list (narrow screens), bring its top
+  // into view. At once, not smoothly: a smooth scroll passes the list's "load
+  // older" row, whose loading would push the detail further down.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.target.id !== "detail") return;
     var box = event.target.getBoundingClientRect();
-    if (box.top > window.innerHeight || box.bottom < 0) {
-      event.target.scrollIntoView({ behavior: "smooth", block: "start" });
+    if (box.top < 0 || box.top > window.innerHeight / 2) {
+      event.target.scrollIntoView({ block: "start" });
     }
   });
   document.addEventListener("DOMContentLoaded", markSelected);

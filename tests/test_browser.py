@@ -683,6 +683,36 @@ def make_showcase(server, key: str) -> str:
     return slug
 
 
+@pytest.mark.parametrize(("width", "height"), [(1500, 1000), (390, 844)])
+def test_a_capture_opened_from_far_down_the_list_shows_from_its_top(
+    watched, live_server, width, height
+):
+    # More captures than one page, so the list ends in its "load older" row.
+    slug = f"long-list-{width}"
+    created = requests.post(f"{live_server.url}/api/inboxes", json={"slug": slug}, timeout=10)
+    assert created.status_code == 201, created.text
+    for n in range(60):
+        answer = requests.post(f"{live_server.url}/hooks/{slug}", data={"n": str(n)}, timeout=10)
+        assert answer.status_code == 200
+    page = watched.page
+    page.set_viewport_size({"width": width, "height": height})
+    open_inbox(page, f"/inboxes/{slug}")
+    expect(page.locator("tr.capture-row")).to_have_count(50)
+    row = page.locator("tr.capture-row").nth(44)
+    row.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # older rows load if "load older" came into view
+    listed = page.locator("tr.capture-row").count()
+    capture_id = row.get_attribute("data-capture-id")
+    row.locator("a.row-link").click()
+    heading = page.locator(f"#detail .capture-detail[data-capture-id='{capture_id}'] h2")
+    expect(heading).to_be_visible()
+    page.wait_for_timeout(300)  # let any scroll settle
+    top = heading.evaluate("element => element.getBoundingClientRect().top")
+    assert 0 <= top < height / 2, f"the detail's heading is at {top} px"
+    # Nothing loaded on the way to the detail: the list is as it was.
+    expect(page.locator("tr.capture-row")).to_have_count(listed)
+
+
 def test_screenshots(watched, live_server):
     ARTIFACTS.mkdir(exist_ok=True)
     slug = make_showcase(live_server, "showcase-" + secrets.token_hex(8))

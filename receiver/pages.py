@@ -40,6 +40,7 @@ def helpers():
     return {
         "ago": present.ago,
         "size": present.size,
+        "short_code": present.short_code,
         "catalog": catalog,
         "VERDICTS": VERDICTS,
         "filter_args": filter_args,

@@ -8,6 +8,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from . import catalog
 from .capture import SURROGATE, body_text, json_source, read_body, read_json
@@ -44,6 +45,16 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
     return f"{seconds}s ago"
+
+
+def short_code(code: str) -> str:
+    """What tells one QR code from another in a list: the platform sends a
+    full short URL (`https://qr.example.com/7W`), whose last segment is the code."""
+    if "://" not in code:
+        return code
+    parts = urlsplit(code)
+    segment = parts.path.rstrip("/").rpartition("/")[2]
+    return segment or parts.netloc or code
 
 
 def size(n: int) -> str:

@@ -259,6 +259,7 @@ LIST_COLUMNS = (
     "event_type",
     "code",
     "user",
+    "subpath",
     "verdict",
     "secret_label",
     "content_length",

@@ -187,6 +187,26 @@ def test_list_and_detail_show_what_the_sender_was_answered(client):
     assert '<span class="bad-text">answered 503</span>' in detail
 
 
+def test_list_rows_tell_codes_and_other_senders_apart(client):
+    def row_of(capture_id: int) -> str:
+        html = client.get("/inboxes/default").get_data(as_text=True)
+        return html.split(f'id="capture-{capture_id}"', 1)[1].split("</tr>", 1)[0]
+
+    scan = {"event": "QR_CODE_SCANNED", "user": "jane", "code": "https://qr.example.com/7W"}
+    row = row_of(client.post("/hooks/default", data=scan).get_json()["id"])
+    # The platform's full short URL: its last segment is what differs.
+    assert 'title="code https://qr.example.com/7W">7W</span>' in row
+    assert 'title="user jane">jane</span>' in row
+    bare = client.post("/hooks/default", data={**scan, "code": "X9"}).get_json()["id"]
+    assert ">X9</span>" in row_of(bare)
+    github = client.post(
+        "/hooks/default/github", json={"ref": "main"}, headers={"X-GitHub-Event": "push"}
+    )
+    row = row_of(github.get_json()["id"])
+    assert '<span class="path" title="sent to /github">/github</span>' in row
+    assert 'title="UNKNOWN">UNKNOWN</span>' in row
+
+
 def send_status(client, status: int) -> int:
     response = client.post("/hooks/default", data={"event": "LEAD_CREATED"})
     assert response.status_code == status

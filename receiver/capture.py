@@ -829,7 +829,11 @@ def _printable(text: str, limit: int = 500) -> str:
         text = text[:limit] + f"… ({total:,} characters)"
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() or c in _JOINERS else repr(c)[1:-1] for c in text)
+
+
+# Zero-width joiners are part of words (Persian) and emoji, not tricks: kept.
+_JOINERS = "\u200c\u200d"
 
 
 def body_text(data: bytes) -> str | None:

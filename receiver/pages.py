@@ -35,6 +35,11 @@ FILTERS = ("event", "verdict", "method", "q")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
 
 
+@bp.record_once
+def _show_direction_controls(state) -> None:
+    state.app.jinja_env.finalize = present.shown
+
+
 @bp.app_context_processor
 def helpers():
     return {

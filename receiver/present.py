@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
+
+from markupsafe import Markup
 
 from . import catalog
 from .capture import SURROGATE, body_text, json_source, read_body, read_json
@@ -45,6 +48,20 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
     return f"{seconds}s ago"
+
+
+# Characters that change the direction of the text around them: U+202E shows
+# "nimda" as "admin" and "gnp.exe" as "exe.png". Pages show them as escapes.
+_DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: object) -> object:
+    """Every value a page prints (Jinja's finalize): direction controls, which
+    would make captured text read as something it is not, written as escapes."""
+    if isinstance(value, str) and _DIRECTION_CONTROLS.search(value):
+        escaped = _DIRECTION_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+        return type(value)(escaped) if isinstance(value, Markup) else escaped
+    return value
 
 
 def short_code(code: str) -> str:
@@ -153,8 +170,10 @@ def _text_view(kind: str, text: str) -> BodyView:
 
 
 def _mostly_printable(text: str) -> bool:
+    """Text, not binary: hardly any control characters. (Joiners, marks and
+    spaces such as U+200C or U+00A0 are text: Persian words and emoji hold them.)"""
     sample = text[:4096]
-    odd = sum(1 for c in sample if not c.isprintable() and c not in "\r\n\t")
+    odd = sum(1 for c in sample if unicodedata.category(c) == "Cc" and c not in "\r\n\t")
     return odd <= len(sample) // 100
 
 

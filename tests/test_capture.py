@@ -662,6 +662,13 @@ def test_log_lines_cannot_be_forged_with_newlines(client, caplog):
     assert lines == ["Fired WebHook", "name: x\\nFired WebHook\\nevent: FAKE"]
 
 
+def test_log_lines_keep_joiners_in_words_and_escape_direction_controls(client, caplog):
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    client.post("/hooks/default", data={"name": "می\u200cخواهم", "user": "\u202enimda"})
+    lines = caplog.records[-1].getMessage().splitlines()
+    assert lines == ["Fired WebHook", "name: می\u200cخواهم", "user: \\u202enimda"]
+
+
 def test_missing_capture_is_a_json_404(client):
     response = client.get("/api/captures/999")
     assert response.status_code == 404

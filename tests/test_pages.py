@@ -235,6 +235,35 @@ def test_job_download_shows_expiry_and_expired_badge(client):
     assert '<span class="badge bad">expired</span>' in html
 
 
+def test_direction_controls_are_shown_as_escapes_not_obeyed(client):
+    # U+202E would show "\u202enimda" as "admin" and "\u202egnp.exe" as "exe.png".
+    capture_id = client.post(
+        "/hooks/default/\u202etxt.exe",
+        data={"event": "LEAD_CREATED", "user": "\u202enimda", "note": "\u2067gnp.exe"},
+    ).get_json()["id"]
+    for url in (f"/inboxes/default/captures/{capture_id}", "/inboxes/default"):
+        html = client.get(url).get_data(as_text=True)
+        assert not any(c in html for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068")
+        assert "\\u202enimda" in html
+    detail = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert "\\u2067gnp.exe" in detail and "/hooks/default/\\u202etxt.exe" in detail
+    # What is stored and what the API gives stay exactly as sent.
+    document = client.get(f"/api/captures/{capture_id}").get_json()
+    assert {"name": "user", "source": "post", "value": "\u202enimda"} in document["params"]
+
+
+@pytest.mark.parametrize(
+    "text", ["name=می\u200cخواهم", "family=👨\u200d👩\u200d👧\u200d👦 " * 5, "a\u00a0b " * 40]
+)
+def test_text_with_joiners_and_special_spaces_is_shown_as_text_not_hex(client, text):
+    capture_id = client.post(
+        "/hooks/default", data=text.encode(), content_type="text/plain; charset=utf-8"
+    ).get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert text.split("=")[-1].strip() in html
+    assert "00000000 " not in html  # no hex dump
+
+
 def test_sender_urls_only_become_links_when_http(client):
     evil = send(client, event="CALL_2_ACTION_BUTTON_CLICKED", c2a="javascript:alert(1)")
     good = send(client, event="CALL_2_ACTION_BUTTON_CLICKED", c2a="https://example.com/b")

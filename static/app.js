@@ -81,8 +81,20 @@
     }
   });
 
-  document.addEventListener("htmx:sseOpen", function () { setStatus(paused() ? "paused" : "live"); });
-  document.addEventListener("htmx:sseError", function () { setStatus("offline"); });
+  // The server ends each stream after a minute or so and the browser reconnects
+  // within a second (retry:), which also fires an error: only a reconnection
+  // that takes longer than that is shown as offline.
+  var offlineTimer = null;
+  document.addEventListener("htmx:sseOpen", function () {
+    clearTimeout(offlineTimer);
+    offlineTimer = null;
+    setStatus(paused() ? "paused" : "live");
+  });
+  document.addEventListener("htmx:sseError", function () {
+    if (offlineTimer === null) {
+      offlineTimer = setTimeout(function () { setStatus("offline"); }, 3000);
+    }
+  });
 
   // A failed fragment request says so instead of leaving the page silently stale.
   function flash(message) {

@@ -325,6 +325,34 @@ def test_closed_dashboards_do_not_hold_the_threads_deliveries_need(browser, tmp_
         server.stop()
 
 
+def test_a_stream_ending_by_design_does_not_show_offline_but_a_lost_server_does(
+    browser, tmp_path
+):
+    # Streams end every 2 s here; the browser reconnects within a second.
+    server = LiveServer(ROOT, tmp_path, env={"RECEIVER_STREAM_SECONDS": "2"})
+    try:
+        context = browser.new_context(base_url=server.url)
+        context.add_init_script(INIT_SCRIPT)
+        page = context.new_page()
+        open_inbox(page)
+        page.evaluate(
+            """() => {
+                window.__states = [];
+                const status = document.getElementById("live-status");
+                new MutationObserver(() => window.__states.push(status.textContent))
+                    .observe(status, {childList: true, characterData: true, subtree: true});
+            }"""
+        )
+        page.wait_for_function("() => window.__sseOpen >= 3", timeout=15000)  # 2 reconnects
+        assert "offline" not in page.evaluate("() => window.__states")
+        expect(page.locator("#live-status")).to_have_text("live")
+    finally:
+        server.stop()
+    # The server gone for good: said so within a few seconds.
+    expect(page.locator("#live-status")).to_have_text("offline", timeout=10000)
+    context.close()
+
+
 # --- filtering ---
 
 

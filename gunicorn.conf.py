@@ -34,6 +34,11 @@ threads = int(os.environ.get("RECEIVER_THREADS", "64"))
 timeout = int(os.environ.get("RECEIVER_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("RECEIVER_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("RECEIVER_KEEPALIVE", "5"))
+# A request line up to 8190 bytes (gunicorn's most; its default is 4094): some
+# senders put a whole delivery in a GET query string. Longer lines, header
+# fields over 8190 bytes and more than 100 headers are refused by gunicorn
+# itself (414/431/400, plain text), before anything can be captured.
+limit_request_line = int(os.environ.get("RECEIVER_LIMIT_REQUEST_LINE", "8190"))
 # "-": stderr; a path: that file; empty: no access log.
 accesslog = os.environ.get("RECEIVER_ACCESS_LOG", "-") or None
 # One logfmt line per request: easy to read, easy to parse. No query string:

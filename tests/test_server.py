@@ -285,6 +285,17 @@ def test_oversized_body_is_refused_with_413(live_server):
     assert response.json()["error"]["code"] == "request_entity_too_large"
 
 
+def test_a_long_get_query_is_captured_and_a_request_line_past_the_limit_is_414(live_server):
+    # Some senders put a whole delivery in a GET query string.
+    query = "event=LEAD_CREATED&note=" + "x" * 6000
+    response = requests.get(f"{live_server.url}/hooks/default/long?{query}", timeout=10)
+    assert response.status_code == 200
+    stored = requests.get(f"{live_server.url}/api/captures/{response.json()['id']}", timeout=5)
+    assert stored.json()["query_string"] == query
+    too_long = requests.get(f"{live_server.url}/hooks/default?a={'x' * 8200}", timeout=10)
+    assert too_long.status_code == 414
+
+
 def test_default_inbox_and_health_endpoints(live_server):
     assert requests.get(f"{live_server.url}/healthz", timeout=5).json() == {"ok": True}
     assert requests.get(f"{live_server.url}/readyz", timeout=5).json() == {"ok": True}

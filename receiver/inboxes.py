@@ -33,7 +33,7 @@ HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 QUOTED = r'"(?:[ !#-\[\]-~]|\\[ -~])*"'
 MEDIA_TYPE = re.compile(rf"{TOKEN}/{TOKEN}(?:[ \t]*;[ \t]*(?:{TOKEN}=(?:{TOKEN}|{QUOTED}))?)*")
 # Statuses whose answer carries no body (1xx are refused anyway).
-BODILESS_STATUSES = (204, 304)
+BODILESS_STATUSES = (204, 205, 304)
 
 # Headers a custom response may not set, and why: the server (Werkzeug, gunicorn)
 # sets, replaces or drops them, so they would be saved but not sent as typed.
@@ -256,10 +256,15 @@ def _forward_url(value) -> str | None:
     try:
         parts = urlsplit(text)
         usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no port (99999, abc)
     except ValueError:  # e.g. an unclosed IPv6 bracket
         usable = False
     if not usable:
-        raise SettingsError("forward_url", "must be an absolute http(s) URL")
+        raise SettingsError("forward_url", "must be an absolute http(s) URL with a valid port")
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise SettingsError(
+            "forward_url", "must not hold spaces or control characters (percent-encode them)"
+        )
     refusal = outbound.never_allowed(text)
     if refusal:
         raise SettingsError("forward_url", refusal)
@@ -297,7 +302,7 @@ def check(values: Mapping, inbox: Inbox | None = None) -> dict:
 
 
 def _check_body_allowed(changes: dict, inbox: Inbox | None) -> None:
-    """HTTP sends no body with a 204 or 304: a body set with one would be dropped."""
+    """HTTP sends no body with a 204, 205 or 304: a body set with one would be dropped."""
     if "response_status" not in changes and "response_body" not in changes:
         return
     stored = settings(inbox) if inbox else {}

@@ -353,9 +353,21 @@ def test_patch_refuses_a_bad_setting_and_keeps_all_others(client, name, value):
     assert inbox(client) == before
 
 
-def test_a_forward_url_that_does_not_parse_is_422_not_500(client):
-    # BUG: inboxes._forward_url lets urlsplit's ValueError ("Invalid IPv6 URL") escape.
-    assert_error(patch(client, forward_url="http://[::1/hook"), 422, "invalid_setting")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/hook",  # urlsplit's ValueError must not escape as a 500
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1:abc/",
+        "http://exa mple.com/",
+        "http://example.com/a b",
+        "http://example.com/\x00",
+        "http://example.com/\u2028",
+    ],
+)
+def test_a_forward_url_that_can_never_be_sent_to_is_refused(client, url):
+    assert_error(patch(client, forward_url=url), 422, "invalid_setting", "forward_url")
+    assert inbox(client)["forward_url"] is None
 
 
 def test_patch_renames_and_the_capture_url_moves(client):

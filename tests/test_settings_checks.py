@@ -81,7 +81,7 @@ def test_a_media_type_with_parameters_is_kept_and_sent(client, value, stored):
 # A status that sends no body
 
 
-@pytest.mark.parametrize("status", [204, 304])
+@pytest.mark.parametrize("status", [204, 205, 304])
 def test_a_status_that_sends_no_body_refuses_a_body(client, status):
     both = patch(client, response_status=status, response_body="thanks")
     assert "response_body" in refused(both, "response_status")

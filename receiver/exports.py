@@ -104,6 +104,21 @@ def har(inbox: Inbox, base_url: str) -> Iterator[str]:
     yield "]}}\n"
 
 
+def _har_headers(capture: Capture) -> list[dict]:
+    """The headers as received, but a Content-Length that no longer matches the
+    stored body (a masked key changed its length) gives the stored length, so
+    a replay from the HAR sends a consistent request; the comment says so."""
+    stored = str(len(capture.body))
+    headers = []
+    for name, value in capture.header_list:
+        header = {"name": name, "value": value}
+        if name.lower() == "content-length" and value.strip() != stored:
+            header["value"] = stored
+            header["comment"] = f"{value} as received; the stored body has its key masked"
+        headers.append(header)
+    return headers
+
+
 def _har_entry(capture: Capture, base_url: str) -> dict:
     # The URL as sent: the path's own percent-encoding, and the query's bytes
     # with anything but printable ASCII escaped, so the URL stays valid.
@@ -115,7 +130,7 @@ def _har_entry(capture: Capture, base_url: str) -> dict:
         "url": url,
         "httpVersion": "HTTP/1.1",
         "cookies": [],
-        "headers": [{"name": n, "value": v} for n, v in capture.header_list],
+        "headers": _har_headers(capture),
         "queryString": [
             {"name": n, "value": v} for source, n, v in capture.param_list if source == "get"
         ],

@@ -1476,6 +1476,21 @@ def test_ids_in_urls_are_ascii_digits_only(client, digits):
     assert client.get(f"/inboxes/default/captures/{digits}").status_code == 404
 
 
+def test_har_content_length_matches_the_stored_body_when_a_key_was_masked(client):
+    key = "k3y"  # shorter than its mask: the stored body is longer than what arrived
+    client.post("/api/inboxes/default/secrets", json={"label": "prod", "secret": key})
+    client.post("/hooks/default", data={"event": "LEAD_CREATED", "secrettoken": key})
+    client.post("/hooks/default", data={"event": "LEAD_CREATED"})
+    masked, plain = json.loads(exported(client, "har").get_data())["log"]["entries"]
+    request = masked["request"]
+    length = next(h for h in request["headers"] if h["name"] == "Content-Length")
+    assert length["value"] == str(request["bodySize"]) == str(len(request["postData"]["text"]))
+    sent = len(f"event=LEAD_CREATED&secrettoken={key}")
+    assert length["comment"] == f"{sent} as received; the stored body has its key masked"
+    length = next(h for h in plain["request"]["headers"] if h["name"] == "Content-Length")
+    assert length == {"name": "Content-Length", "value": str(len("event=LEAD_CREATED"))}
+
+
 def test_har_urls_of_raw_utf8_paths_are_valid_urls(client):
     raw = {"RAW_URI": "/hooks/default/caf\xc3\xa9?n=Jos\xc3\xa9", "QUERY_STRING": "n=Jos\xc3\xa9"}
     client.get("/hooks/default/x", environ_overrides=raw)  # as gunicorn hands raw UTF-8 over

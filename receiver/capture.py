@@ -244,6 +244,18 @@ def wire_headers(environ, headers: Headers) -> list[tuple[str, str]]:
     return list(headers.items())
 
 
+def _note_declared_charset(body: Body, charset: str) -> None:
+    """Forms are read as UTF-8 (see parse_pairs); one declaring another charset
+    whose bytes are not UTF-8 is told so, rather than shown with silent U+FFFD."""
+    if charset.lower() in ("", "utf-8", "utf8", "us-ascii", "ascii"):
+        return
+    if any("\ufffd" in name or "\ufffd" in value for name, value in body.form):
+        body.notes["charset"] = (
+            f"The body declares charset={charset}, but form values are read as UTF-8: "
+            "bytes that are not UTF-8 are shown as \ufffd (the raw body keeps them)."
+        )
+
+
 def read_body(raw: bytes, content_type: str, content_encoding: str, limit: int) -> Body:
     mimetype, options = parse_options_header(content_type)
     mimetype = mimetype.lower()  # media types are case-insensitive (RFC 9110)
@@ -255,6 +267,7 @@ def read_body(raw: bytes, content_type: str, content_encoding: str, limit: int) 
         return body
     if mimetype == "application/x-www-form-urlencoded":
         body.form = parse_pairs(body.decoded)
+        _note_declared_charset(body, options.get("charset", ""))
     elif mimetype == "multipart/form-data":
         _read_multipart(body, options)
     _read_json(body)

@@ -669,6 +669,18 @@ def test_log_lines_keep_joiners_in_words_and_escape_direction_controls(client, c
     assert lines == ["Fired WebHook", "name: می\u200cخواهم", "user: \\u202enimda"]
 
 
+def test_a_form_declaring_another_charset_says_how_it_was_read(client, fetch):
+    latin1 = "application/x-www-form-urlencoded; charset=ISO-8859-1"
+    response = client.post("/hooks/default", data=b"name=Jos%E9", content_type=latin1)
+    document = fetch(response.get_json()["id"])
+    assert document["params"][0]["value"] == "Jos\ufffd"
+    assert "charset=ISO-8859-1" in document["notes"]["charset"]
+    assert base64.b64decode(document["body_base64"]) == b"name=Jos%E9"
+    # Nothing to say when the bytes read as UTF-8 anyway.
+    response = client.post("/hooks/default", data=b"name=Jos%C3%A9", content_type=latin1)
+    assert "charset" not in fetch(response.get_json()["id"])["notes"]
+
+
 def test_missing_capture_is_a_json_404(client):
     response = client.get("/api/captures/999")
     assert response.status_code == 404

@@ -308,6 +308,28 @@ def create_inbox():
     return redirect(url_for("pages.inbox_page", slug=inbox.slug), code=303)
 
 
+# What the settings form calls each setting, for messages about one.
+FIELD_LABELS = {
+    "slug": "Name",
+    "enforce_secret": "Enforce the secrettoken",
+    "cors": "Allow cross-origin requests",
+    "capacity": "Capacity",
+    "retention_days": "Retention in days",
+    "response_status": "Status",
+    "response_content_type": "Content type",
+    "response_delay_ms": "Delay",
+    "response_body": "Body",
+    "response_headers": "Extra headers",
+    "fail_remaining": "Fail the next N deliveries",
+    "fail_status": "…with status",
+    "forward_url": "Forward every capture to",
+    "label": "Label",
+    "secret": "Secret API key",
+    "user": "Only for user",
+    "to": "To inbox",
+}
+
+
 def _settings_page(inbox: Inbox, error=None, status: int = 200, typed=None, **extra):
     """The settings form; after a refused save, with what was typed in it."""
     settings = inboxes.settings(inbox)
@@ -323,6 +345,7 @@ def _settings_page(inbox: Inbox, error=None, status: int = 200, typed=None, **ex
         settings.update(typed)
     context = {
         "inbox": inbox,
+        "field_labels": FIELD_LABELS,
         "settings": settings,
         "stale": stale,
         "secrets": inboxes.secrets_of(inbox),
@@ -386,7 +409,9 @@ def copy_config(slug: str):
         target = storage.find_inbox(target_slug) or inboxes.create(target_slug)
         inboxes.copy_config(source, target)
     except inboxes.SettingsError as error:
-        return _settings_page(source, error=error, status=422)
+        # Said beside the copy form, about its one field, with what was typed.
+        refused = inboxes.SettingsError("to", error.message)
+        return _settings_page(source, copy_error=refused, copy_to=target_slug, status=422)
     return redirect(url_for("pages.settings", slug=target.slug, saved="copied"), code=303)
 
 

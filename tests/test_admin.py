@@ -236,6 +236,33 @@ def test_copy_config_from_the_dashboard_creates_the_target(client):
     assert client.get(f"/api/captures/{delivery}").get_json()["secret"]["label"] == "prod"
 
 
+@pytest.mark.parametrize(("to", "says"), [("default", "is the same inbox"), ("Bad Name", "")])
+def test_a_refused_copy_is_said_beside_the_copy_form_with_what_was_typed(client, to, says):
+    page = "/inboxes/default/settings"
+    response = form_post(client, page, "/inboxes/default/copy-config", to=to)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    error = re.search(r'<p class="form-error" role="alert" data-field="([^"]+)">([^<]*)</p>', html)
+    assert error.group(1) == "to"
+    assert error.group(2).startswith("Not copied. To inbox: ") and says in error.group(2)
+    # Beside the copy form (after its heading), not above the settings form.
+    assert html.index("Copy this configuration") < error.start()
+    assert re.search(r'<input name="to" [^>]*value="' + re.escape(to) + '">', html)
+
+
+def test_a_refused_save_names_the_field_as_the_form_labels_it(client):
+    response = form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        slug="default",
+        response_status="200",
+        forward_url="ftp://example.com/",
+    )
+    assert response.status_code == 422
+    assert "Not saved. Forward every capture to: " in response.get_data(as_text=True)
+
+
 def test_delete_inbox_asks_then_deletes_it_with_its_captures(client):
     form_post(client, "/", "/inboxes", slug="doomed")
     capture_id = client.post("/hooks/doomed").get_json()["id"]

@@ -285,8 +285,8 @@ def delete_capture(slug: str, capture_id: int):
 def clear_inbox(slug: str):
     inbox = _inbox_or_404(slug)
     if request.method == "POST":
-        storage.clear_inbox(inbox.id)
-        return redirect(url_for("pages.inbox_page", slug=slug), code=303)
+        cleared = storage.clear_inbox(inbox.id)
+        return redirect(url_for("pages.inbox_page", slug=slug, cleared=cleared), code=303)
     totals = storage.inbox_totals()
     return render_template("clear.html", inbox=inbox, total=totals.get(inbox.id, 0))
 

@@ -261,6 +261,7 @@ def test_deleting_a_capture_removes_its_row_and_moves_its_count(watched, live_se
         str(before - 1)
     )
     expect(page.locator("#detail")).to_contain_text("Select a capture")
+    expect(page.locator("#detail [role=status]")).to_have_text(f"Capture #{gone} deleted.")
 
 
 def test_keyboard_opens_a_capture_into_its_detail_and_deletes_onto_the_next_row(

@@ -438,10 +438,13 @@ def test_clear_asks_then_deletes_with_csrf_and_redirects_303(client):
     token = re.search(r'name="csrf_token" value="([^"]+)"', confirm).group(1)
     response = client.post("/inboxes/default/clear", data={"csrf_token": token})
     assert response.status_code == 303
-    assert response.headers["Location"] == "/inboxes/default"
-    html = client.get("/inboxes/default").get_data(as_text=True)
+    assert response.headers["Location"] == "/inboxes/default?cleared=3"
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
     assert row_ids(html.split('id="rows"')[1]) == []
     assert "Nothing captured yet" in html
+    assert '<p class="saved" role="status">Inbox cleared: 3 capture(s) deleted.</p>' in html
+    # Only a number is taken from the address: nothing else is said.
+    assert "Inbox cleared" not in client.get("/inboxes/default?cleared=x").get_data(as_text=True)
     # An empty inbox has nothing to clear, and the page says so.
     confirm = client.get("/inboxes/default/clear").get_data(as_text=True)
     assert "has no captures: there is nothing to clear" in confirm

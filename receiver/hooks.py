@@ -37,12 +37,15 @@ from .verification import (
     MAX_RECEIVED_SECRETS,
     SECRET_PARAM,
     VERIFIED,
+    NameScan,
     Redactor,
     TooManySecrets,
     Verdict,
+    is_secret_header,
+    is_secret_name,
+    names_secrettoken,
     quote_bare_masks,
     received_secrets,
-    secrets_named_in,
     secrets_to_mask,
     verify,
 )
@@ -80,16 +83,30 @@ def _hide_secrets_from_access_log(app, req: Request) -> None:
     keys are those of its query string)."""
     environ = req.environ
     redactor = environ.get(_REDACTOR)
-    if redactor is None and SECRET_PARAM.encode() in req.query_string.lower():
-        query = [value for name, value in parse_pairs(req.query_string) if name == SECRET_PARAM]
-        secrets = received_secrets({SECRET_PARAM: query})[:MAX_RECEIVED_SECRETS]
-        redactor = Redactor(app.config["SECRET_KEY"], secrets)
+    if redactor is None:
+        secrets = _keys_in_target(req)
+        redactor = Redactor(app.config["SECRET_KEY"], secrets) if secrets else None
     if not redactor:
         return
     for name in ("PATH_INFO", "HTTP_USER_AGENT"):
         value = environ.get(name)
         if value:
             environ[name] = redactor.text(value)
+
+
+def _keys_in_target(req: Request) -> list[str]:
+    """The keys a refused request's path and query string carry (its body is unread)."""
+    path = req.path.encode("utf-8", "surrogateescape")
+    if not (names_secrettoken(req.query_string) or names_secrettoken(path)):
+        return []
+    query = [value for name, value in parse_pairs(req.query_string) if name == SECRET_PARAM]
+    scan = NameScan()
+    with contextlib.suppress(TooManySecrets):  # hide what was found so far
+        scan.text(path, path=True)
+        scan.text(req.query_string)
+    return secrets_to_mask(received_secrets({SECRET_PARAM: query}) + scan.values)[
+        :MAX_RECEIVED_SECRETS
+    ]
 
 
 _REDACTOR = "receiver.redactor"  # the delivery's masking, once it is read
@@ -135,10 +152,13 @@ def _capture(app, req: Request, inbox: str, rest: str):
         )
     except StorageUnavailable as exc:
         if _deleted_meanwhile(box):
-            # Deleted in another worker since this one read its settings.
+            # Deleted in another worker since this one read its settings: gone
+            # for good (404), or made again under the same name, which the
+            # sender's retry reaches (503, below).
             storage.forget_inboxes()
-            metrics.rejected("unknown_inbox")
-            return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
+            if storage.inbox_config(inbox, 0) is None:
+                metrics.rejected("unknown_inbox")
+                return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
         metrics.rejected("storage_unavailable")
         log.error("capture not stored: %s", exc)
         response = error_response(
@@ -217,24 +237,29 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
 
 
 def _named_elsewhere(reading: Reading) -> list[str]:
-    """Values under a secrettoken name that is not a parameter of that exact
-    name: a header so named, and whatever verification.secrets_named_in finds
-    in the path, the query string, the header values and the body. Not
-    verified; masked all the same."""
-    found = [value for name, value in reading.headers if name.lower() == SECRET_PARAM]
-    found += secrets_named_in(reading.raw_path.encode("utf-8", "replace"), path=True)
-    found += secrets_named_in(reading.query_string)
-    for _name, value in reading.headers:
-        if SECRET_PARAM in value.lower():
-            found += secrets_named_in(value.encode("latin-1", "replace"))
+    """Values under a secrettoken name of another kind (see verification's
+    NameScan): parameters and headers so named, and what the scan finds in
+    the path, the query string, header values, the body and the parameters'
+    own text (JSON in a form field). Not verified; masked all the same."""
+    scan = NameScan()
+    for source, name, value in reading.params:
+        # JSON names are looked up in the parsed document (secrets_to_mask).
+        if source != "json" and name != SECRET_PARAM and is_secret_name(name):
+            scan.add(value)
+    for name, value in reading.headers:
+        if is_secret_header(name):
+            scan.add(value)
+        elif SECRET_PARAM in value.lower():
+            scan.text(value.encode("latin-1", "replace"))
+    scan.text(reading.raw_path.encode("utf-8", "replace"), path=True)
+    scan.text(reading.query_string)
     if not reading.body.wide_encoding:
-        found += secrets_named_in(reading.body.decoded)
-    # Parameters as read: JSON text in a form field, percent-encoded in the body.
+        scan.text(reading.body.decoded)
     for _source, name, value in reading.params:
         for text in (name, value):
             if SECRET_PARAM in text.lower():
-                found += secrets_named_in(text.encode("utf-8", "surrogatepass"))
-    return found
+                scan.text(text.encode("utf-8", "surrogatepass"))
+    return scan.values
 
 
 def _json_naming_secrets(body) -> object:
@@ -243,7 +268,7 @@ def _json_naming_secrets(body) -> object:
     if not body.has_json or not isinstance(body.json, (dict, list)):
         return None
     data = body.decoded
-    if body.wide_encoding or SECRET_PARAM.encode() in data or b"\\u" in data:
+    if body.wide_encoding or b"\\u" in data or names_secrettoken(data):
         return body.json
     return None
 
@@ -484,19 +509,21 @@ def _masked(data: bytes, body: Body, redactor: Redactor, notes: dict[str, str]) 
         document, quoted = quote_bare_masks(document)
         return document
 
+    mend = body.has_json and redactor.may_stand_bare
     if body.wide_encoding:
         change = redactor.text
-        if body.has_json:
+        if mend:
             change = lambda text: mended(redactor.text(text))  # noqa: E731
         masked = recode_text(data, body.wide_encoding, change)
     else:
         masked = redactor.data(data)
-        if body.has_json:
+        if mend:
             masked = mended(masked)
     if quoted:
         notes["json_key"] = (
-            "The delivery carried a secrettoken as a JSON number (or inside one): it is "
-            "stored masked as a string, so the body stays valid JSON."
+            "The delivery carried a secrettoken outside a JSON string (as a number, or "
+            "true, false or null): it is stored masked as a string, so the body stays "
+            "valid JSON."
         )
     return masked
 

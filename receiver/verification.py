@@ -79,6 +79,8 @@ def mask(key: str, secret: str) -> str:
     return f"[secrettoken:{tag.hexdigest()[:8]}]"
 
 
+# What a key outside a JSON string can be (or be part of): a number, a literal.
+_BARE_TOKEN = re.compile(r"[-+.eE0-9]+|true|false|null")
 _MASK = r"\[secrettoken:[0-9a-f]{8}\]"
 _NUMBER_CHARS = r"[-+.eE0-9]*+"
 # A mask not right after a quote: the only kind that can stand outside a string.
@@ -113,7 +115,8 @@ def quote_bare_masks(document: AnyStr) -> tuple[AnyStr, bool]:
         changed = True
         return quote_mark + match.group() + quote_mark
 
-    return pattern.sub(quote_bare, document), changed
+    mended = pattern.sub(quote_bare, document)
+    return (mended, True) if changed else (document, False)
 
 
 MAX_RECEIVED_SECRETS = 16
@@ -130,7 +133,7 @@ def received_secrets(values: dict[str, list[str]]) -> list[str]:
 
 def secrets_to_mask(received: list[str], document: object = None) -> list[str]:
     """Every value to mask in a delivery: the keys it carried, and in a JSON
-    body each text or number under a `secrettoken` name at any depth. A key
+    body each text or number under a `secrettoken` name (in any case) at any depth. A key
     sent as an array or object is masked item by item (the body stays valid
     JSON), not as its re-serialised text, which the body does not hold."""
     found: list[str] = []
@@ -141,7 +144,7 @@ def secrets_to_mask(received: list[str], document: object = None) -> list[str]:
         items = node if isinstance(node, list) else getattr(node, "pairs", None) or node.items()
         for item in items:
             name, value = (None, item) if isinstance(node, list) else item
-            if name == SECRET_PARAM:
+            if isinstance(name, str) and name.lower() == SECRET_PARAM:
                 if node is document and isinstance(value, (dict, list)):
                     structured.add(json_source(value))  # as the parameter list has it
                 found += _leaves(value)
@@ -157,28 +160,54 @@ def secrets_to_mask(received: list[str], document: object = None) -> list[str]:
     return list(seen)
 
 
-# A key may also stand under a secrettoken name that is not a parameter of
-# that exact name: in another case (SecretToken=), as a PHP array or nested
-# name (secrettoken[]=, data[secrettoken]=), in a cookie or another header, in
-# a body not declared as a form, as JSON text inside a form field or a text
-# body, in a multipart part the body's parser could not read, or in the path
-# (/secrettoken/KEY). Such values are never verified, but they are masked like
-# a key. Each pattern is tried only where the word itself was found.
+# A key may also stand under a secrettoken name of another kind: in another
+# case (SecretToken=), as a PHP array or nested name (secrettoken[]=,
+# data[secrettoken]=), in a header named X-Secrettoken, in a cookie or another
+# header's value, in a body not declared as a form, as JSON text inside a form
+# field or a text body, in a multipart part the body's parser could not read,
+# or in the path (/secrettoken/KEY). Such values are never verified, but they
+# are masked like a key. Parsed names (parameters, JSON keys) are matched as
+# names; text nothing parsed is looked through where the word itself stands.
+_SECRET_NAME = re.compile(r"(?:^|\[)secrettoken(?:$|[\[\]])", re.IGNORECASE)
+_SECRET_HEADER = re.compile(r"(?:^|[-_])secrettoken$", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """A parameter or JSON name that carries a secrettoken, in any case: the
+    name itself, or as a PHP array or nested name (`secrettoken[]`, `a[secrettoken]`)."""
+    return _SECRET_NAME.search(name) is not None
+
+
+def is_secret_header(name: str) -> bool:
+    """A header named for a secrettoken: `secrettoken`, `X-Secrettoken`."""
+    return _SECRET_HEADER.search(name) is not None
+
+
 _WORD = SECRET_PARAM.encode()
 _VALUE_MAX = 4096
+# secrettoken, then any [..] or %5B..%5D parts (no brackets or % inside them,
+# so there is one way to read them), then = and the value.
 _FORM_VALUE = re.compile(
-    rb"secrettoken(?:\]|%%5d|(?:\[|%%5b)[^\]=&;\s]{0,64}?(?:\]|%%5d))*(?:=|%%3d)"
+    rb"secrettoken(?:\]|%%5d|(?:\[|%%5b)[^\[\]%%=&;\s]{0,64}(?:\]|%%5d))*+(?:=|%%3d)"
     rb"([^&;\s'\"#,]{1,%d})" % _VALUE_MAX,
     re.IGNORECASE,
 )
+# "secrettoken": "text" or "secrettoken": number (after the opening quote).
 _JSON_VALUE = re.compile(
-    rb'secrettoken"\s*:\s*"((?:[^"\\]|\\.){1,%d})"' % _VALUE_MAX, re.IGNORECASE
+    rb'secrettoken"\s*:\s*(?:"((?:[^"\\]|\\.){1,%d})"|(-?[0-9][-+.eE0-9]{0,63}))'
+    % _VALUE_MAX,
+    re.IGNORECASE,
 )
+# name="secrettoken" (a multipart part's header), its other header lines, then its first line.
 _PART_VALUE = re.compile(
     rb'secrettoken"?(?:;[^\r\n]*)?\r?\n(?:[^\r\n]+\r?\n){0,16}\r?\n([^\r\n]{1,%d})' % _VALUE_MAX,
     re.IGNORECASE,
 )
 _PATH_VALUE = re.compile(rb"secrettoken/([^/]{1,%d})" % _VALUE_MAX, re.IGNORECASE)
+# What may stand right before the word for it to be a name of its own (not
+# has_secrettoken): the start, a character that is no part of a name, or a %XX escape.
+_NAME_PART = re.compile(rb"[A-Za-z0-9_-]")
+_ESCAPE_BEFORE = re.compile(rb"%[0-9A-Fa-f]{2}$")
 # More places than this naming a secrettoken in one request is no delivery.
 NAMED_PLACES_MAX = 10_000
 
@@ -187,33 +216,62 @@ class TooManySecrets(ValueError):
     """A request names a secrettoken in more places than are looked through."""
 
 
-def secrets_named_in(data: bytes, *, path: bool = False) -> list[str]:
-    """The values that stand under a secrettoken name in `data` (request
-    bytes: a body, a query string, a header value; with `path`, a path as
-    sent), in any of the ways above; distinct, at most one more than
-    MAX_RECEIVED_SECRETS. Raises TooManySecrets past NAMED_PLACES_MAX places."""
-    found: dict[str, None] = {}
-    for seen, at in enumerate(_places(data, _WORD)):
-        if seen == NAMED_PLACES_MAX:
-            raise TooManySecrets(f"secrettoken is named in more than {NAMED_PLACES_MAX:,} places")
-        before = data[max(0, at - 6) : at].lower()
-        if path:
-            match = _PATH_VALUE.match(data, at) or _FORM_VALUE.match(data, at)
-            value = match and unquote_to_bytes(match.group(1))
-        elif before.endswith(b'name="') or before.endswith(b"name="):
-            match = _PART_VALUE.match(data, at)
-            value = match and match.group(1)
-        elif before.endswith(b'"'):
-            match = _JSON_VALUE.match(data, at)
-            value = match and _json_string(match.group(1))
-        else:
-            match = _FORM_VALUE.match(data, at)
-            value = match and unquote_to_bytes(match.group(1).replace(b"+", b" "))
-        if value:
-            found[value.decode("utf-8", "replace")] = None
-            if len(found) > MAX_RECEIVED_SECRETS:
-                break
-    return list(found)
+class NameScan:
+    """Values under secrettoken names in a request's texts (a body, a query
+    string, a header value, a path), in any of the ways above; distinct, at
+    most one more than MAX_RECEIVED_SECRETS. Places are counted over the
+    whole request: past NAMED_PLACES_MAX, TooManySecrets."""
+
+    def __init__(self) -> None:
+        self.places = 0
+        self._found: dict[str, None] = {}
+
+    @property
+    def values(self) -> list[str]:
+        return list(self._found)
+
+    def add(self, value: str) -> None:
+        if value and len(self._found) <= MAX_RECEIVED_SECRETS:
+            self._found[value] = None
+
+    def text(self, data: bytes, *, path: bool = False) -> None:
+        for at in _places(data, _WORD):
+            self.places += 1
+            if self.places > NAMED_PLACES_MAX:
+                raise TooManySecrets(
+                    f"secrettoken is named in more than {NAMED_PLACES_MAX:,} places"
+                )
+            if len(self._found) > MAX_RECEIVED_SECRETS:
+                return
+            value = _named_value(data, at, path)
+            if value:
+                self.add(value.decode("utf-8", "replace"))
+
+
+def _named_value(data: bytes, at: int, path: bool) -> bytes | None:
+    """The value under the secrettoken name at `at`, if it is a name there."""
+    before = data[max(0, at - 6) : at]
+    if at and _NAME_PART.fullmatch(before[-1:]) and not _ESCAPE_BEFORE.search(before):
+        return None  # part of a longer name: has_secrettoken
+    if path:
+        match = _PATH_VALUE.match(data, at) or _FORM_VALUE.match(data, at)
+        return match and unquote_to_bytes(match.group(1))
+    lowered = before.lower()
+    if lowered.endswith((b'name="', b"name=")):
+        match = _PART_VALUE.match(data, at)
+        if match:
+            return match.group(1)
+    if lowered.endswith(b'"'):
+        match = _JSON_VALUE.match(data, at)
+        if match:
+            return _json_string(match.group(1)) if match.group(1) is not None else match.group(2)
+    match = _FORM_VALUE.match(data, at)  # also inside quotes: "secrettoken=KEY"
+    return match and unquote_to_bytes(match.group(1).replace(b"+", b" "))
+
+
+def names_secrettoken(data: bytes) -> bool:
+    """Whether the word stands anywhere in `data`, in any case (no copy of it made)."""
+    return next(_places(data, _WORD), None) is not None
 
 
 def _places(data: bytes, word: bytes, chunk: int = 1 << 20):
@@ -242,8 +300,10 @@ def _leaves(value: object) -> list[str]:
     todo = [value]
     while todo:
         node = todo.pop()
-        if isinstance(node, str):
+        if isinstance(node, str):  # JSONNumber too: a number kept as sent
             out.append(node)
+        elif isinstance(node, (int, float)) and not isinstance(node, bool):
+            out.append(repr(node))  # as sent: read_json keeps any other as JSONNumber
         elif isinstance(node, list):
             todo += node
         elif isinstance(node, dict):
@@ -305,6 +365,9 @@ class Redactor:
         # Every spelling of a character is at least one character long, so
         # nothing shorter than the shortest secret can hold one.
         self._shortest = min(map(len, secrets), default=0)
+        # Whether a mask can stand outside a JSON string: only where a key was
+        # a number or a literal (or inside one). See quote_bare_masks.
+        self.may_stand_bare = any(_BARE_TOKEN.fullmatch(secret) for secret in secrets)
 
     def __bool__(self) -> bool:
         return bool(self._text)

@@ -601,6 +601,25 @@ def test_a_delivery_to_an_inbox_deleted_in_another_worker_is_404_and_lands_nowhe
     assert client.post("/hooks/going", data={"a": "3"}).status_code == 404
 
 
+@pytest.mark.parametrize("app_config", [{"RECEIVER_SETTINGS_CACHE_SECONDS": 60}])
+def test_a_delivery_to_an_inbox_made_again_under_its_name_is_asked_again_not_lost(
+    app, client
+):
+    assert client.post("/api/inboxes", json={"slug": "again"}).status_code == 201
+    assert client.post("/hooks/again", data={"a": "1"}).status_code == 200  # settings cached
+    with app.app_context():
+        db.session.execute(text("DELETE FROM inbox WHERE slug = 'again'"))
+        db.session.commit()
+    assert client.post("/api/inboxes", json={"slug": "again"}).status_code == 201
+    response = client.post("/hooks/again", data={"a": "2"})
+    assert response.status_code == 503  # a sender sends it again; a 404 it would drop
+    assert response.headers["Retry-After"] == "1"
+    retried = client.post("/hooks/again", data={"a": "2"})
+    assert retried.status_code == 200
+    captures = client.get("/api/inboxes/again/captures").get_json()["captures"]
+    assert [c["id"] for c in captures] == [retried.get_json()["id"]]
+
+
 @pytest.mark.parametrize("app_config", [{"RECEIVER_AUTO_CREATE_INBOXES": True}])
 def test_auto_creation_makes_unknown_inboxes(client, fetch):
     response = client.post("/hooks/acme-prod/QR_CODE_SCANNED", data={"a": "1"})

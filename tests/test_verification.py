@@ -723,6 +723,40 @@ NAMED_ELSEWHERE = {
     "query in capitals": ("/hooks/default?SECRETTOKEN=KEY", FORM_TYPE, "a=1", {}),
     "path segment": ("/hooks/default/secrettoken/KEY/x", FORM_TYPE, "a=1", {}),
     "path pair": ("/hooks/default/secrettoken=KEY", FORM_TYPE, "a=1", {}),
+    "percent-encoded name": ("/hooks/default", FORM_TYPE, "Secret%54oken=KEY&a=1", {}),
+    "percent-encoded name in the query": ("/hooks/default?secret%74oken[]=KEY", None, "", {}),
+    "a pair in quotes in a text body": (
+        "/hooks/default",
+        "text/plain",
+        'args="secrettoken=KEY"',
+        {},
+    ),
+    "a pair in a JSON string": (
+        "/hooks/default",
+        "application/json",
+        '{"d": {"q": "secrettoken=KEY"}}',
+        {},
+    ),
+    "a header named for it": ("/hooks/default", FORM_TYPE, "a=1", {"X-Secrettoken": "KEY"}),
+    "JSON name in another case": (
+        "/hooks/default",
+        "application/json",
+        '{"SecretToken": "KEY"}',
+        {},
+    ),
+    "JSON name escaped": ("/hooks/default", "application/json", '{"Secret\\u0054oken": "KEY"}', {}),
+    "JSON array under another case": (
+        "/hooks/default",
+        "application/json",
+        '{"a": 1, "SecretToken": ["KEY"]}',
+        {},
+    ),
+    "nested JSON name in another case": (
+        "/hooks/default",
+        "application/json",
+        '{"data": {"SECRETTOKEN": "KEY"}}',
+        {},
+    ),
 }
 
 
@@ -751,9 +785,54 @@ def test_a_key_named_in_another_way_is_masked_though_not_verified(
     assert_secret_hidden(KEY, document, database_url, caplog.text)
 
 
-def test_a_request_naming_secrettoken_in_too_many_places_is_refused_whole(
-    client, database_url
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_numeric_key_under_a_json_name_in_another_case_is_masked(
+    runner, client, fetch, database_url, caplog, encoding
 ):
+    add_secret(runner, "prod", str(NUMERIC_KEY))
+    body = json.dumps({"event": "LEAD_CREATED", "data": {"SecretToken": NUMERIC_KEY}})
+    response = client.post(
+        "/hooks/default", data=body.encode(encoding), content_type="application/json"
+    )
+    document = fetch(capture_id(response))
+    stored = json.loads(base64.b64decode(document["body_base64"]).decode(encoding))
+    assert re.fullmatch(r"\[secrettoken:[0-9a-f]{8}\]", stored["data"]["SecretToken"])
+    assert_secret_hidden(str(NUMERIC_KEY), document, database_url, caplog.text)
+
+
+@pytest.mark.parametrize(
+    "query", ["has_secrettoken=true", "secrettokens=true", "x=1&secrettoken_hint=true"]
+)
+def test_a_longer_name_that_holds_the_word_is_not_a_key(client, fetch, query):
+    body = '{"active": true, "note": "true"}'
+    response = client.post(f"/hooks/default?{query}", data=body, content_type="application/json")
+    document = fetch(capture_id(response))
+    assert base64.b64decode(document["body_base64"]).decode() == body
+    assert "[secrettoken:" not in json.dumps(document)
+
+
+def test_looking_for_names_takes_linear_time_on_hostile_brackets():
+    # Nested brackets once let the name pattern try exponentially many readings.
+    from receiver.verification import NameScan
+
+    scan = NameScan()
+    started = time.perf_counter()
+    scan.text(b"secrettoken" + b"[%5d" * 40 + b"=x")
+    scan.text(b"secrettoken" + b"[" * 5000 + b"%5d" * 5000)
+    assert time.perf_counter() - started < 1.0  # it never ended before
+
+
+def test_places_naming_secrettoken_are_counted_over_the_whole_request(client):
+    # 6,000 in the query and 6,000 in the body: over the limit together.
+    query = "&".join(["secrettoken"] * 6000)
+    response = client.post(
+        f"/hooks/default?{query}", data="secrettoken&" * 6000, content_type="text/plain"
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "too_many_secrettokens"
+
+
+def test_a_request_naming_secrettoken_in_too_many_places_is_refused_whole(client, database_url):
     body = "secrettoken&" * 10_001
     response = client.post("/hooks/default", data=body, content_type="text/plain")
     assert response.status_code == 400
@@ -793,7 +872,7 @@ def test_a_key_sent_as_a_json_number_is_stored_as_a_masked_string_and_the_body_s
     assert {k: v for k, v in stored.items() if k not in ("secrettoken", "echo", "longer")} == {
         k: v for k, v in fields.items() if k not in ("secrettoken", "echo", "longer")
     }
-    assert "JSON number" in document["notes"]["json_key"]
+    assert "outside a JSON string (as a number" in document["notes"]["json_key"]
     assert_secret_hidden(str(NUMERIC_KEY), document, database_url, caplog.text)
 
 

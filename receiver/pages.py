@@ -14,6 +14,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     make_response,
     redirect,
     render_template,
@@ -286,7 +287,8 @@ def clear_inbox(slug: str):
     inbox = _inbox_or_404(slug)
     if request.method == "POST":
         cleared = storage.clear_inbox(inbox.id)
-        return redirect(url_for("pages.inbox_page", slug=slug, cleared=cleared), code=303)
+        flash(f"Inbox cleared: {cleared:,} capture(s) deleted.")
+        return redirect(url_for("pages.inbox_page", slug=slug), code=303)
     totals = storage.inbox_totals()
     return render_template("clear.html", inbox=inbox, total=totals.get(inbox.id, 0))
 

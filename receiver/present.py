@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from jinja2 import pass_context
 from markupsafe import Markup
 
 from . import catalog
@@ -55,9 +56,23 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
 _DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
-def shown(value: object) -> object:
-    """Every value a page prints (Jinja's finalize): direction controls, which
-    would make captured text read as something it is not, written as escapes."""
+# The templates that show captured data. Forms are left alone: a setting's own
+# right-to-left marks must be saved back as they are, not as escapes.
+CAPTURE_VIEWS = frozenset(
+    {
+        "partials/capture_detail.html",
+        "partials/capture_row.html",
+        "partials/event_types.html",
+    }
+)
+
+
+@pass_context
+def shown(context, value: object) -> object:
+    """Every value a capture view prints (Jinja's finalize): direction controls,
+    which would make captured text read as something it is not, as escapes."""
+    if context.name not in CAPTURE_VIEWS:
+        return value
     if isinstance(value, str) and _DIRECTION_CONTROLS.search(value):
         escaped = _DIRECTION_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
         return type(value)(escaped) if isinstance(value, Markup) else escaped
@@ -69,7 +84,10 @@ def short_code(code: str) -> str:
     full short URL (`https://qr.example.com/7W`), whose last segment is the code."""
     if "://" not in code:
         return code
-    parts = urlsplit(code)
+    try:
+        parts = urlsplit(code)
+    except ValueError:  # "https://[qr.example/7W": not a URL after all
+        return code
     segment = parts.path.rstrip("/").rpartition("/")[2]
     return segment or parts.netloc or code
 

@@ -61,7 +61,7 @@ def _path_info(path: str) -> str:
 
 
 def install() -> None:
-    from gunicorn.http import message, wsgi
+    from gunicorn.http import errors, message, wsgi
 
     if getattr(message.Message.parse_headers, "_receiver", False):
         return
@@ -72,6 +72,9 @@ def install() -> None:
     def parse_with_names(self, data, from_trailer=False):
         headers = parse_headers(self, data, from_trailer)
         named = _wire_headers(data, headers)
+        if len(named) > self.limit_request_fields > 0:
+            # gunicorn counts only the headers it keeps; the capture keeps all.
+            raise errors.LimitRequestHeaders("limit request headers fields")
         if from_trailer:
             self.receiver_raw_trailers = named
         else:
@@ -94,14 +97,16 @@ def install() -> None:
 
 
 # Characters that would let a request path (or any value) forge or break an
-# access log line: control characters, and the backslash (gunicorn itself
-# escapes the quote).
-_LOG_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
+# access log line: control characters (C0, DEL, C1 such as U+0085), Unicode's
+# line and paragraph separators, and the backslash (gunicorn escapes quotes).
+_LOG_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
 
 
 def _log_escape(match: re.Match[str]) -> str:
     char = match.group()
-    return "\\\\" if char == "\\" else f"\\x{ord(char):02x}"
+    if char == "\\":
+        return "\\\\"
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def access_logger_class():

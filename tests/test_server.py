@@ -90,12 +90,21 @@ def test_the_access_log_never_shows_a_secret_sent_in_the_path(live_server):
         time.sleep(0.05)
     assert 'path="/hooks/no-such-inbox/[secrettoken:' in live_server.log()
     assert key not in live_server.log()
+    # A key named in the path alone, for an inbox that does not exist.
+    other = "segmentkey-" + "c4e1a9f07b"
+    answer = requests.post(f"{live_server.url}/hooks/typo/secrettoken/{other}", timeout=5)
+    assert answer.status_code == 404
+    deadline = time.monotonic() + 5
+    while "/hooks/typo/" not in live_server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 'path="/hooks/typo/secrettoken/[secrettoken:' in live_server.log()
+    assert other not in live_server.log()
 
 
 def test_a_request_path_cannot_forge_or_break_an_access_log_line(live_server):
     answer = raw_request(
         live_server,
-        b"POST /hooks/default/v%0D%0Aat=access%20forged=1%00%5C%22q HTTP/1.1\r\n"
+        b"POST /hooks/default/v%0D%0Aat=access%20forged=1%00%5C%22q%C2%85%E2%80%A8 HTTP/1.1\r\n"
         b"Host: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     )
     capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
@@ -104,12 +113,16 @@ def test_a_request_path_cannot_forge_or_break_an_access_log_line(live_server):
         time.sleep(0.05)
     lines = [line for line in live_server.log().splitlines() if "at=access" in line]
     line = next(line for line in lines if f"capture={capture_id} " in line)
-    assert 'path="/hooks/default/v\\x0d\\x0aat=access forged=1\\x00\\\\\\"q"' in line
+    # U+0085 and U+2028 are line breaks to some readers too. gunicorn hands the
+    # path over as its UTF-8 bytes, one Latin-1 character each: the C1 ones
+    # (\x85, \x80) are escaped, the rest written as they are.
+    assert 'path="/hooks/default/v\\x0d\\x0aat=access forged=1\\x00\\\\\\"q' in line
+    assert 'q\u00c2\\x85\u00e2\\x80\u00a8" status=200' in line
     assert not any(line.startswith("at=access forged") for line in lines)
     assert "\x00" not in live_server.log()
     # The capture keeps the path as sent.
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
-    assert stored["path"] == '/hooks/default/v\r\nat=access forged=1\x00\\"q'
+    assert stored["path"] == '/hooks/default/v\r\nat=access forged=1\x00\\"q\x85\u2028'
 
 
 def test_the_server_log_never_shows_a_secret_in_a_user_agent_or_a_refused_request_line(
@@ -198,6 +211,18 @@ def test_headers_keep_their_case_order_and_repeats(live_server):
     assert stored["path"] == "/hooks/default/lead"
 
 
+def test_more_than_100_headers_are_refused_whichever_gunicorn_keeps(live_server):
+    # Headers named with _ are kept from the app but captured: they count too.
+    many = b"".join(b"X_H%d: v\r\n" % n for n in range(101))
+    answer = raw_request(
+        live_server,
+        b"POST /hooks/default HTTP/1.1\r\nHost: x\r\n"
+        + many
+        + b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 431") or answer.startswith(b"HTTP/1.1 400")
+
+
 def test_chunked_body_is_captured_byte_for_byte(live_server):
     payload = bytes(range(256)) * 8
     chunks = b"".join(
@@ -236,8 +261,9 @@ def test_chunked_trailer_fields_are_kept_after_the_headers_with_a_note(live_serv
     assert stored["headers"][-2] == ["X-Body-Sig", "sha256=abc123"]
     name, value = stored["headers"][-1]
     assert name == "x-echo" and value.startswith("[secrettoken:")
-    assert "2 trailer field(s) came after the chunked body (X-Body-Sig, x-echo)" in (
-        stored["notes"]["trailers"]
+    assert (
+        "2 trailer field(s) came after the chunked body (X-Body-Sig, x-echo)"
+        in (stored["notes"]["trailers"])
     )
     assert key not in str(stored)
 

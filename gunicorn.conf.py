@@ -54,13 +54,13 @@ loglevel = os.environ.get("RECEIVER_LOG_LEVEL", "info")
 # Without a proxy in front, gunicorn itself must not trust forwarded headers;
 # the app applies RECEIVER_TRUSTED_PROXIES.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-# gunicorn's control socket (for gunicornc) is one path per user by default, so
-# a second instance on the machine takes it from the first. Off unless a path
-# is given.
 # gunicorn takes SCRIPT_NAME and PATH_INFO from headers of a trusted proxy;
 # here a proxy's prefix comes as X-Forwarded-Prefix (RECEIVER_TRUSTED_PROXIES),
 # and such headers from a sender are captured like any other.
 forwarder_headers = ""
+# gunicorn's control socket (for gunicornc) is one path per user by default, so
+# a second instance on the machine takes it from the first. Off unless a path
+# is given.
 control_socket = os.environ.get("RECEIVER_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
 

@@ -10,9 +10,11 @@ differently the second time (DNS rebinding) gains nothing.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
@@ -177,26 +179,30 @@ def send(
     _check(url, rules)
     headers = list(headers)
     started = time.perf_counter()
+    # `timeout` bounds the whole attempt, redirects and a trickling answer
+    # included (requests' own timeout only bounds each wait for bytes).
+    deadline = started + timeout
     token = _rules.set(rules)
     try:
         with _guarded_session() as session:
             redirects = 0
             while True:
-                response = _request(session, method, url, headers, body, timeout)
+                wait = max(0.001, deadline - time.perf_counter())
+                response = _request(session, method, url, headers, body, wait)
                 if isinstance(response, Outcome):
                     response.latency_ms = _since(started)
                     return response
                 target = _redirect_target(response, url)
                 if target is None:
-                    return _answered(response, started, body_limit)
+                    return _answered(response, started, body_limit, deadline=deadline)
                 try:
                     _check(target, rules)
                 except Refused as refusal:
                     reason = f"Redirect to {target} not followed: {refusal}"
-                    return _answered(response, started, body_limit, reason)
+                    return _answered(response, started, body_limit, reason, deadline=deadline)
                 if redirects == MAX_REDIRECTS:
                     reason = f"Stopped after {MAX_REDIRECTS} redirects."
-                    return _answered(response, started, body_limit, reason)
+                    return _answered(response, started, body_limit, reason, deadline=deadline)
                 redirects += 1
                 response.close()
                 method, headers, body = _redirected(response.status_code, method, headers, body)
@@ -225,18 +231,35 @@ def _request(session, method, url, headers, body, timeout) -> requests.Response 
 
 
 def _answered(
-    response: requests.Response, started: float, limit: int, error: str | None = None
+    response: requests.Response,
+    started: float,
+    limit: int,
+    error: str | None = None,
+    *,
+    deadline: float | None = None,
 ) -> Outcome:
     body = bytearray()
+    # A body trickling in a byte at a time never trips a per-read timeout: at
+    # the deadline the connection is shut, which ends the read.
+    watchdog = None
+    if deadline is not None:
+        watchdog = threading.Timer(max(0.0, deadline - time.perf_counter()), _shut, (response,))
+        watchdog.daemon = True
+        watchdog.start()
     try:
         for chunk in response.iter_content(chunk_size=16 * 1024):
             body += chunk
             if len(body) >= limit:
                 break
-    except requests.RequestException as failure:
+    except (requests.RequestException, OSError, ValueError) as failure:
         error = error or f"The response body was cut short: {describe(failure)}"
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         response.close()
+    if deadline is not None and time.perf_counter() >= deadline:
+        late = f"The answer took longer than the {deadline - started:.0f} s allowed"
+        error = f"{late}; its body is cut short." if not error or "cut short" in error else error
     return Outcome(
         status=response.status_code,
         headers=list(response.raw.headers.items()),
@@ -244,6 +267,14 @@ def _answered(
         latency_ms=_since(started),
         error=error,
     )
+
+
+def _shut(response: requests.Response) -> None:
+    """End a response's connection from another thread (a blocked read returns)."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _redirect_target(response: requests.Response, url: str) -> str | None:

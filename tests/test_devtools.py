@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
@@ -28,6 +29,7 @@ from receiver.catalog import EVENTS
 from receiver.extensions import db
 from receiver.models import Capture, Inbox, RelayAttempt
 from receiver.present import NOT_REPLAYED
+from receiver.storage import utcnow
 
 KEY = "qrp_live_8f2K9xYz3Lm7Qw1R"
 # Survives no encoding unchanged: URL-special and JSON-special characters.
@@ -445,6 +447,56 @@ def test_replay_response_body_is_kept_up_to_64_kib(app, client, ctx, target):
     assert relay.attempt_document(attempt)["response_body_truncated"] is True
 
 
+def test_an_answer_trickling_in_is_cut_at_the_attempts_timeout(app, ctx):
+    # requests' timeout bounds each wait for bytes: one byte a second never trips it.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def trickle():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n")
+            while not stop.wait(0.5):
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        started = time.monotonic()
+        outcome = outbound.send(
+            "POST", f"http://127.0.0.1:{listener.getsockname()[1]}/", [], b"a", app.config, 1.5
+        )
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    assert took < 5, f"the attempt took {took:.1f} s against 1.5 s allowed"
+    assert outcome.status == 200
+    assert "took longer than the 2 s allowed" in outcome.error  # 1.5 s, rounded
+
+
+def test_an_attempt_that_was_answered_but_went_wrong_shows_why(app, client, ctx):
+    capture_id = client.post("/hooks/default", data=b"x").get_json()["id"]
+    late = "The answer took longer than the 10 s allowed; its body is cut short."
+    outcome = outbound.Outcome(200, error=late, latency_ms=10_000)
+    relay._record(capture_id, relay.FORWARD, "http://127.0.0.1:9/", 1, utcnow(), outcome)
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert ">200</span>" in html and late in html
+
+
+def test_an_attempt_for_a_capture_deleted_meanwhile_is_dropped_quietly(app, client, ctx):
+    capture_id = client.post("/hooks/default", data=b"x").get_json()["id"]
+    assert client.delete(f"/api/captures/{capture_id}").status_code in (200, 204)
+    outcome = outbound.Outcome(201, latency_ms=5)
+    relay._record(capture_id, relay.FORWARD, "http://127.0.0.1:9/", 1, utcnow(), outcome)
+    assert attempts_of(capture_id) == []
+
+
 def echo(received: Received):
     """Answers with everything it was sent, as a careless target might."""
     headers = [("X-Echo", received.header("X-Api-Key") or ""), ("X-Path", received.path)]
@@ -634,6 +686,46 @@ def test_a_forwarded_capture_is_not_forwarded_again(app, client, ctx, target):
     assert relay.drain(10)
     assert target.requests == []
     assert attempts_of(capture_id) == []
+
+
+def test_a_slow_forward_target_does_not_hold_back_other_forwards(app, client, ctx, target):
+    arrived: dict[str, float] = {}
+    release = threading.Event()
+
+    def answer(received: Received):
+        arrived[received.path] = time.monotonic()
+        if received.path.startswith("/slow"):
+            release.wait(10)  # answers only once the fast forward has arrived
+        return (200, [], b"ok")
+
+    target.answers += [answer] * 3
+    slow = [client.post("/hooks/default", data=b"s").get_json()["id"] for _ in range(2)]
+    fast = client.post("/hooks/default", data=b"f").get_json()["id"]
+    for capture_id, path in [(slow[0], "/slow1"), (slow[1], "/slow2"), (fast, "/fast")]:
+        set_forward_url(capture_id, target.url + path)
+        relay.forward_later(app, capture_id)
+    deadline = time.monotonic() + 5
+    while "/fast" not in arrived and time.monotonic() < deadline:
+        time.sleep(0.02)
+    release.set()
+    assert "/fast" in arrived, "the fast forward waited behind the slow ones"
+    assert relay.drain(10)
+    assert [r.status for r in attempts_of(fast)] == [200]
+
+
+def test_forwards_still_queued_when_a_worker_stops_are_recorded_as_not_sent(
+    app, client, ctx, target
+):
+    capture_id = client.post("/hooks/default/sub", data=b"x").get_json()["id"]
+    set_forward_url(capture_id, target.url + "/in")
+    # A retry due in a minute: still queued when the worker stops.
+    relay._forwarder().put((app, capture_id, 2, ([], None)), delay=60)
+    assert relay.stop(timeout=0.2) == 1
+    (row,) = attempts_of(capture_id)
+    assert (row.kind, row.attempt, row.status) == ("forward", 2, None)
+    assert row.error == relay.STOPPED and row.target == target.url + "/in/sub"
+    assert target.requests == []
+    assert relay.drain(1)  # nothing left behind
 
 
 def test_a_capture_is_forwarded_once(app, client, ctx, target):

@@ -97,6 +97,16 @@ def post_worker_init(worker):
     live.worker = worker
 
 
+def worker_exit(server, worker):
+    """Forwards still queued get a moment to go out (within the graceful
+    timeout); those left are recorded on their captures as not sent."""
+    from receiver import relay
+
+    left = relay.stop(timeout=min(10, graceful_timeout / 2))
+    if left:
+        server.log.warning("%d forward(s) not sent: the worker stopped", left)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

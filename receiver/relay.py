@@ -28,6 +28,7 @@ from urllib.parse import quote, quote_from_bytes, urlsplit, urlunsplit
 
 from flask import Flask, current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.http import parse_options_header
 
 from . import outbound
@@ -285,7 +286,11 @@ def _record(
         response_body=hide.data(outcome.body)[: outbound.MAX_RESPONSE_BYTES],
     )
     db.session.add(row)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # the capture was deleted (or trimmed) meanwhile
+        db.session.rollback()
+        log.info("capture %s is gone; its %s attempt was not recorded", capture_id, kind)
     return row
 
 
@@ -341,6 +346,41 @@ def drain(timeout: float = 10.0) -> bool:
     """Wait until every queued forward (retries included) is done; False on timeout."""
     worker = _worker
     return True if worker is None else worker.drain(timeout)
+
+
+STOPPED = (
+    "Not sent: the server stopped before this attempt. A forward carries the delivery "
+    "as it arrived, key and all, which is held in memory only, never stored."
+)
+
+
+def stop(timeout: float) -> int:
+    """At a worker's exit: queued forwards get up to `timeout` seconds to go out;
+    each one still waiting is then recorded as not sent. Returns how many."""
+    worker = _worker
+    if worker is None:
+        return 0
+    worker.drain(timeout)
+    left = worker.take_queued()
+    for app, capture_id, attempt, _keys in left:
+        with app.app_context():
+            try:
+                inbox_url = _forward_target(capture_id)
+                outcome = outbound.Outcome(None, error=STOPPED)
+                _record(capture_id, FORWARD, inbox_url, attempt, utcnow(), outcome)
+            except Exception:  # the database may be going away too
+                log.exception("could not record that capture %s was not forwarded", capture_id)
+            finally:
+                db.session.remove()
+    return len(left)
+
+
+def _forward_target(capture_id: int) -> str:
+    capture = db.session.get(Capture, capture_id)
+    inbox = capture and db.session.get(Inbox, capture.inbox_id)
+    if not capture or not inbox or not inbox.forward_url:
+        return ""
+    return outgoing_url(capture, inbox.forward_url, with_subpath=True)
 
 
 def forward_once(
@@ -409,24 +449,48 @@ def _worth_retrying(outcome: outbound.Outcome) -> bool:
     return outcome.status is None or outcome.status >= 500 or outcome.status == 429
 
 
+# Forwarding threads per process: one slow target holds one of them, not every
+# forward of every inbox behind it.
+FORWARD_THREADS = 4
+
+
 class _Forwarder:
-    """One daemon thread working through forwarding attempts in order of when they are due."""
+    """Daemon threads working through forwarding attempts in order of when they are due."""
 
     def __init__(self) -> None:
         self._due: list[tuple[float, int, tuple]] = []
         self._order = itertools.count()
         self._busy = 0
+        # Captures with a forward queued or under way: a second request to
+        # forward one is dropped (each is forwarded once, whichever thread runs it).
+        self._claimed: set[int] = set()
         self._changed = threading.Condition()
-        threading.Thread(target=self._run, name="receiver-forwarder", daemon=True).start()
+        for n in range(FORWARD_THREADS):
+            threading.Thread(target=self._run, name=f"receiver-forwarder-{n}", daemon=True).start()
 
     def put(self, job: tuple, delay: float = 0.0) -> None:
+        _app, capture_id, attempt, _keys = job
         with self._changed:
+            if attempt == 1:
+                if capture_id in self._claimed:
+                    return
+                self._claimed.add(capture_id)
             heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), job))
             self._changed.notify_all()
 
     def drain(self, timeout: float) -> bool:
         with self._changed:
             return self._changed.wait_for(lambda: not self._due and not self._busy, timeout)
+
+    def take_queued(self) -> list[tuple]:
+        """Every job not yet started, taken off the queue."""
+        with self._changed:
+            jobs = [job for _due, _order, job in self._due]
+            self._due.clear()
+            for _app, capture_id, _attempt, _keys in jobs:
+                self._claimed.discard(capture_id)
+            self._changed.notify_all()
+            return jobs
 
     def _next(self) -> tuple:
         with self._changed:
@@ -440,14 +504,18 @@ class _Forwarder:
     def _run(self) -> None:
         while True:
             app, capture_id, attempt, (secrets, arrived) = self._next()
+            again = False
             try:
                 pause = forward_once(app, capture_id, attempt, secrets, arrived)
                 if pause is not None:
                     self.put((app, capture_id, attempt + 1, (secrets, arrived)), pause)
+                    again = True
             except Exception:
                 log.exception("Forwarding capture %s failed (attempt %s)", capture_id, attempt)
             finally:
                 with self._changed:
+                    if not again:
+                        self._claimed.discard(capture_id)
                     self._busy -= 1
                     self._changed.notify_all()
 

@@ -276,7 +276,7 @@ def _record(
     row = RelayAttempt(
         capture_id=capture_id,
         kind=kind,
-        target=target,
+        target=_without_password(target),
         attempt=attempt,
         started_at=started_at,
         status=outcome.status,
@@ -292,6 +292,16 @@ def _record(
         db.session.rollback()
         log.info("capture %s is gone; its %s attempt was not recorded", capture_id, kind)
     return row
+
+
+def _without_password(url: str) -> str:
+    """A target as recorded and shown: a password in it (user:pass@host) left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def attempts(capture_id: int, kind: str | None = None) -> list[RelayAttempt]:
@@ -407,7 +417,12 @@ def _forward(
     inbox = db.session.get(Inbox, capture.inbox_id)
     if inbox is None or not inbox.forward_url:
         return None
-    if attempt == 1 and (_arrived_forwarded(capture) or attempts(capture_id, FORWARD)):
+    if attempt == 1 and attempts(capture_id, FORWARD):
+        return None  # forwarded already
+    if attempt == 1 and _arrived_forwarded(capture):
+        url = outgoing_url(capture, inbox.forward_url, with_subpath=True)
+        outcome = outbound.Outcome(None, error=NOT_AGAIN)
+        _record(capture_id, FORWARD, url, attempt, utcnow(), outcome)
         return None
     started_at = utcnow()
     # The delivery's own keys go out with the forward; none of them is kept.
@@ -438,6 +453,12 @@ def _forward(
             outcome, again = outbound.Outcome(None, error=str(refusal)), False
     _record(capture_id, FORWARD, hide.text(url), attempt, started_at, outcome, hide)
     return BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1] if again else None
+
+
+NOT_AGAIN = (
+    f"Not forwarded: the delivery came with {FORWARDED_HEADER}, so it is a forward "
+    "itself; forwarding it again could loop between two receivers."
+)
 
 
 def _arrived_forwarded(capture: Capture) -> bool:

@@ -685,7 +685,20 @@ def test_a_forwarded_capture_is_not_forwarded_again(app, client, ctx, target):
     relay.forward_later(app, capture_id)
     assert relay.drain(10)
     assert target.requests == []
-    assert attempts_of(capture_id) == []
+    # Said on the capture, not silently skipped.
+    (row,) = attempts_of(capture_id)
+    assert (row.status, row.error) == (None, relay.NOT_AGAIN)
+
+
+def test_a_password_in_a_forward_url_is_not_recorded(app, client, ctx, target):
+    capture_id = client.post("/hooks/default", data=b"x").get_json()["id"]
+    set_forward_url(capture_id, target.url.replace("//", "//hook:s3cr3t@") + "/in")
+    relay.forward_later(app, capture_id)
+    assert relay.drain(10)
+    (row,) = attempts_of(capture_id)
+    assert row.status == 201
+    assert "s3cr3t" not in row.target and row.target.startswith("http://hook:***@127.0.0.1:")
+    assert target.requests[0].header("Authorization").startswith("Basic ")  # still sent
 
 
 def test_a_slow_forward_target_does_not_hold_back_other_forwards(app, client, ctx, target):

@@ -349,7 +349,13 @@ def forward_later(
     With `arrived`, the delivery's own bytes are sent; else the stored capture, each
     key put back where its own mask is.
     """
-    _forwarder().put((app, capture_id, 1, (list(secrets or []), arrived)))
+    if not _forwarder().put((app, capture_id, 1, (list(secrets or []), arrived))):
+        with app.app_context():
+            capture = db.session.get(Capture, capture_id)
+            inbox = capture and db.session.get(Inbox, capture.inbox_id)
+            if capture is not None and inbox is not None and inbox.forward_url:
+                url = outgoing_url(capture, inbox.forward_url, with_subpath=True)
+                _record(capture_id, FORWARD, url, 1, utcnow(), outbound.Outcome(None, error=FULL))
 
 
 def drain(timeout: float = 10.0) -> bool:
@@ -473,6 +479,20 @@ def _worth_retrying(outcome: outbound.Outcome) -> bool:
 # Forwarding threads per process: one slow target holds one of them, not every
 # forward of every inbox behind it.
 FORWARD_THREADS = 4
+# The deliveries a worker holds for forwarding live in memory only; past this
+# many bytes of them (a target down, a flood of large bodies), a new forward is
+# recorded as not sent instead of growing the worker without end.
+FORWARD_HELD_BYTES = 64 * 1024 * 1024
+FULL = (
+    f"Not sent: this worker already holds {FORWARD_HELD_BYTES // (1024 * 1024)} MiB of "
+    "deliveries waiting to be forwarded (the target is slow or down)."
+)
+
+
+def _held_size(arrived: Arrived | None) -> int:
+    if arrived is None:
+        return 0
+    return len(arrived.body) + len(arrived.query) + sum(len(n) + len(v) for n, v in arrived.headers)
 
 
 class _Forwarder:
@@ -482,22 +502,34 @@ class _Forwarder:
         self._due: list[tuple[float, int, tuple]] = []
         self._order = itertools.count()
         self._busy = 0
-        # Captures with a forward queued or under way: a second request to
-        # forward one is dropped (each is forwarded once, whichever thread runs it).
-        self._claimed: set[int] = set()
+        # Captures with a forward queued or under way, and the bytes each holds:
+        # a second request to forward one is dropped (each is forwarded once,
+        # whichever thread runs it).
+        self._claimed: dict[int, int] = {}
+        self._held = 0
         self._changed = threading.Condition()
         for n in range(FORWARD_THREADS):
             threading.Thread(target=self._run, name=f"receiver-forwarder-{n}", daemon=True).start()
 
-    def put(self, job: tuple, delay: float = 0.0) -> None:
-        _app, capture_id, attempt, _keys = job
+    def put(self, job: tuple, delay: float = 0.0) -> bool:
+        """Queue a job; False when a first attempt would hold more than
+        FORWARD_HELD_BYTES (nothing is queued then)."""
+        _app, capture_id, attempt, (_secrets, arrived) = job
         with self._changed:
             if attempt == 1:
                 if capture_id in self._claimed:
-                    return
-                self._claimed.add(capture_id)
+                    return True
+                size = _held_size(arrived)
+                if self._held and self._held + size > FORWARD_HELD_BYTES:
+                    return False
+                self._claimed[capture_id] = size
+                self._held += size
             heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), job))
             self._changed.notify_all()
+            return True
+
+    def _release(self, capture_id: int) -> None:
+        self._held -= self._claimed.pop(capture_id, 0)
 
     def drain(self, timeout: float) -> bool:
         with self._changed:
@@ -509,7 +541,7 @@ class _Forwarder:
             jobs = [job for _due, _order, job in self._due]
             self._due.clear()
             for _app, capture_id, _attempt, _keys in jobs:
-                self._claimed.discard(capture_id)
+                self._release(capture_id)
             self._changed.notify_all()
             return jobs
 
@@ -536,7 +568,7 @@ class _Forwarder:
             finally:
                 with self._changed:
                     if not again:
-                        self._claimed.discard(capture_id)
+                        self._release(capture_id)
                     self._busy -= 1
                     self._changed.notify_all()
 

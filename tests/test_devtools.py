@@ -741,6 +741,30 @@ def test_forwards_still_queued_when_a_worker_stops_are_recorded_as_not_sent(
     assert relay.drain(1)  # nothing left behind
 
 
+def test_forwards_past_the_bytes_a_worker_may_hold_are_recorded_as_not_sent(
+    app, client, ctx, target, monkeypatch
+):
+    monkeypatch.setattr(relay, "FORWARD_HELD_BYTES", 50_000)
+    release = threading.Event()
+
+    def held(received: Received):
+        release.wait(10)  # the target is slow: the first forward stays held
+        return (200, [], b"ok")
+
+    target.answers.append(held)
+    set_forward_url(client.post("/hooks/default").get_json()["id"], target.url)
+    try:
+        # Held (30 kB) while the target takes its time; the next would pass 50 kB.
+        first = client.post("/hooks/default", data=b"x" * 30_000).get_json()["id"]
+        second = client.post("/hooks/default", data=b"y" * 30_000).get_json()["id"]
+        (row,) = attempts_of(second)
+        assert (row.status, row.error) == (None, relay.FULL)
+    finally:
+        release.set()
+    assert relay.drain(10)
+    assert [r.status for r in attempts_of(first)] == [200]
+
+
 def test_a_capture_is_forwarded_once(app, client, ctx, target):
     capture_id = client.post("/hooks/default", data=b"x").get_json()["id"]
     set_forward_url(capture_id, target.url)

@@ -128,8 +128,9 @@ def outgoing_url(
     query string as it arrived, keys and all, instead of the stored one."""
     parts = urlsplit(target)
     path = parts.path
-    if with_subpath and capture.subpath:
-        path = path.rstrip("/") + "/" + _quoted_path(capture.subpath, keys)
+    sent = _sent_subpath(capture)
+    if with_subpath and sent:
+        path = path.rstrip("/") + "/" + _quoted_path(sent, keys)
     # Raw bytes outside printable ASCII (a pasted `?name=José`) go out percent-encoded.
     captured_query = quote_from_bytes(
         capture.query_string if query is None else query, safe=URL_SAFE
@@ -169,10 +170,18 @@ def _header_value(key: str) -> str:
     return key.encode("utf-8").decode("latin-1")
 
 
-def _quoted_path(subpath: str, keys: Keys | None) -> str:
-    """The stored (decoded) sub-path, percent-encoded again; a key stays one segment.
+def _sent_subpath(capture: Capture) -> str:
+    """The sub-path as the sender wrote it, percent-encoding kept (`a%2Fb;x=1`),
+    from the stored raw path: the decoded one has lost what `%2F` was."""
+    pieces = capture.raw_path.split("/", 3)
+    return pieces[3] if len(pieces) > 3 else ""
 
-    `.` and `..` segments are encoded too: a sender's `../../api/...` must not
+
+def _quoted_path(subpath: str, keys: Keys | None) -> str:
+    """A sub-path as sent, its escapes kept and anything else a URL cannot hold
+    percent-encoded; a key put back stays one segment.
+
+    `.` and `..` segments are encoded: a sender's `../../api/...` must not
     climb out of the target URL once a client library resolves dot segments.
     """
     pieces, last = [], 0
@@ -187,7 +196,7 @@ def _quoted_path(subpath: str, keys: Keys | None) -> str:
 
 def _quoted_segments(path: str) -> str:
     return "/".join(
-        segment.replace(".", "%2E") if segment in (".", "..") else quote(segment, safe="")
+        segment.replace(".", "%2E") if segment in (".", "..") else quote(segment, safe=URL_SAFE)
         for segment in path.split("/")
     )
 

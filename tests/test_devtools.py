@@ -910,6 +910,17 @@ def test_raw_utf8_in_a_query_is_forwarded_percent_encoded(app, client, ctx, targ
 
 
 @pytest.mark.parametrize("app_config", [{"RECEIVER_OUTBOUND_ENABLED": True}])
+def test_a_forward_keeps_the_sub_path_as_sent(app, client, ctx, target):
+    # Decoded, a%2Fb would become a/b (another path) and ; would be escaped.
+    capture_id = client.post("/hooks/default/a%2Fb/semi;x=1/%7Euser", data=b"x").get_json()["id"]
+    set_forward_url(capture_id, target.url + "/in")
+    relay.forward_later(app, capture_id)
+    assert relay.drain(10)
+    (received,) = target.requests
+    assert received.path == "/in/a%2Fb/semi;x=1/%7Euser"
+
+
+@pytest.mark.parametrize("app_config", [{"RECEIVER_OUTBOUND_ENABLED": True}])
 @pytest.mark.parametrize("sent", ["%2E%2E/%2E%2E/admin/delete", "./../admin/delete"])
 def test_a_sub_path_cannot_climb_out_of_the_forward_target(app, client, ctx, target, sent):
     capture_id = client.post(f"/hooks/default/{sent}?x=1", data=b"x").get_json()["id"]

@@ -307,7 +307,9 @@ def _header_dict(headers: list[tuple[str, str]]) -> dict[str, str]:
     names: dict[str, str] = {}
     for name, value in headers:
         first = names.setdefault(name.lower(), name)
-        joined[first] = f"{joined[first]}, {value}" if first in joined else value
+        # Cookies join with "; " (RFC 6265); ", " would change what they say.
+        separator = "; " if first.lower() == "cookie" else ", "
+        joined[first] = f"{joined[first]}{separator}{value}" if first in joined else value
     for name in ("User-Agent", "Accept-Encoding"):
         if name.lower() not in names:
             joined[name] = SKIP_HEADER

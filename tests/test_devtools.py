@@ -909,6 +909,20 @@ def test_raw_utf8_in_a_query_is_forwarded_percent_encoded(app, client, ctx, targ
     assert received.path == "/in/q?name=Jos%C3%A9&a=1"
 
 
+def test_repeated_headers_go_out_joined_and_cookies_as_cookies(app, ctx, target):
+    outbound.send(
+        "POST",
+        target.url,
+        [("Cookie", "a=1"), ("Cookie", "b=2"), ("X-Rep", "one"), ("x-rep", "two")],
+        b"",
+        app.config,
+        5,
+    )
+    (received,) = target.requests
+    assert received.header("Cookie") == "a=1; b=2"
+    assert received.header("X-Rep") == "one, two"
+
+
 @pytest.mark.parametrize("app_config", [{"RECEIVER_OUTBOUND_ENABLED": True}])
 def test_a_forward_keeps_the_sub_path_as_sent(app, client, ctx, target):
     # Decoded, a%2Fb would become a/b (another path) and ; would be escaped.

@@ -102,7 +102,8 @@ def worker_exit(server, worker):
     timeout); those left are recorded on their captures as not sent."""
     from receiver import relay
 
-    left = relay.stop(timeout=min(10, graceful_timeout / 2))
+    # Within the graceful timeout, part of which the worker's own requests took.
+    left = relay.stop(timeout=min(10, server.cfg.graceful_timeout / 3))
     if left:
         server.log.warning("%d forward(s) not sent: the worker stopped", left)
 

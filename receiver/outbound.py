@@ -203,6 +203,9 @@ def send(
                 if redirects == MAX_REDIRECTS:
                     reason = f"Stopped after {MAX_REDIRECTS} redirects."
                     return _answered(response, started, body_limit, reason, deadline=deadline)
+                if time.perf_counter() >= deadline:  # no time left to send it again
+                    reason = f"Redirect to {target} not followed: the time allowed ran out."
+                    return _answered(response, started, body_limit, reason, deadline=deadline)
                 redirects += 1
                 response.close()
                 method, headers, body = _redirected(response.status_code, method, headers, body)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, quote_from_bytes, urlsplit, urlunsplit
+from urllib.parse import quote, quote_from_bytes, unquote, urlsplit, urlunsplit
 
 from flask import Flask, current_app
 from sqlalchemy import select
@@ -172,32 +172,38 @@ def _header_value(key: str) -> str:
 
 def _sent_subpath(capture: Capture) -> str:
     """The sub-path as the sender wrote it, percent-encoding kept (`a%2Fb;x=1`),
-    from the stored raw path: the decoded one has lost what `%2F` was."""
+    from the stored raw path: the decoded one has lost what `%2F` was. When the
+    raw path does not end in the sub-path as stored (a proxy's prefix, an old
+    capture without one), the stored sub-path is used."""
+    if "raw_path" not in capture.detail:
+        return capture.subpath
     pieces = capture.raw_path.split("/", 3)
-    return pieces[3] if len(pieces) > 3 else ""
+    sent = pieces[3] if len(pieces) > 3 else ""
+    return sent if unquote(sent) == capture.subpath else capture.subpath
+
+
+# What a path segment keeps as it is: printable ASCII but what would end the path.
+_PATH_SAFE = URL_SAFE.replace("?", "").replace("#", "")
 
 
 def _quoted_path(subpath: str, keys: Keys | None) -> str:
     """A sub-path as sent, its escapes kept and anything else a URL cannot hold
     percent-encoded; a key put back stays one segment.
 
-    `.` and `..` segments are encoded: a sender's `../../api/...` must not
-    climb out of the target URL once a client library resolves dot segments.
+    `.` and `..` segments are encoded, keys put back included: a sender's
+    `../../api/...` must not climb out of the target URL once a client
+    library or server resolves dot segments.
     """
     pieces, last = [], 0
     for found in MASK.finditer(subpath):
         key = keys(found.group()) if keys else None
-        pieces.append(_quoted_segments(subpath[last : found.start()]))
+        pieces.append(quote(subpath[last : found.start()], safe=_PATH_SAFE))
         pieces.append(quote(found.group() if key is None else key, safe=""))
         last = found.end()
-    pieces.append(_quoted_segments(subpath[last:]))
-    return "".join(pieces)
-
-
-def _quoted_segments(path: str) -> str:
+    pieces.append(quote(subpath[last:], safe=_PATH_SAFE))
     return "/".join(
-        segment.replace(".", "%2E") if segment in (".", "..") else quote(segment, safe=URL_SAFE)
-        for segment in path.split("/")
+        segment.replace(".", "%2E") if segment in (".", "..") else segment
+        for segment in "".join(pieces).split("/")
     )
 
 
@@ -358,13 +364,23 @@ def forward_later(
     With `arrived`, the delivery's own bytes are sent; else the stored capture, each
     key put back where its own mask is.
     """
-    if not _forwarder().put((app, capture_id, 1, (list(secrets or []), arrived))):
-        with app.app_context():
-            capture = db.session.get(Capture, capture_id)
-            inbox = capture and db.session.get(Inbox, capture.inbox_id)
-            if capture is not None and inbox is not None and inbox.forward_url:
-                url = outgoing_url(capture, inbox.forward_url, with_subpath=True)
-                _record(capture_id, FORWARD, url, 1, utcnow(), outbound.Outcome(None, error=FULL))
+    refused = _forwarder().put((app, capture_id, 1, (list(secrets or []), arrived)))
+    if refused:
+        _record_not_sent(app, capture_id, 1, refused)
+
+
+def _record_not_sent(app: Flask, capture_id: int, attempt: int, reason: str) -> None:
+    """Record on its capture that a forward attempt was not made, and why."""
+    with app.app_context():
+        try:
+            target = _forward_target(capture_id)
+            _record(
+                capture_id, FORWARD, target, attempt, utcnow(), outbound.Outcome(None, error=reason)
+            )
+        except Exception:  # the capture is stored and answered; this note is not worth a 500
+            log.exception("could not record that capture %s was not forwarded", capture_id)
+        finally:
+            db.session.remove()
 
 
 def drain(timeout: float = 10.0) -> bool:
@@ -386,17 +402,11 @@ def stop(timeout: float) -> int:
     if worker is None:
         return 0
     worker.drain(timeout)
-    left = worker.take_queued()
+    # From here on nothing is queued: a retry that an attempt still under way
+    # asks for is recorded as not sent, as is anything left in the queue.
+    left = worker.take_queued(stopping=True)
     for app, capture_id, attempt, _keys in left:
-        with app.app_context():
-            try:
-                inbox_url = _forward_target(capture_id)
-                outcome = outbound.Outcome(None, error=STOPPED)
-                _record(capture_id, FORWARD, inbox_url, attempt, utcnow(), outcome)
-            except Exception:  # the database may be going away too
-                log.exception("could not record that capture %s was not forwarded", capture_id)
-            finally:
-                db.session.remove()
+        _record_not_sent(app, capture_id, attempt, STOPPED)
     return len(left)
 
 
@@ -461,6 +471,8 @@ def _forward(
     else:
         url = request.url
         request.headers.append((FORWARDED_HEADER, "1"))
+        # No transaction (nor pooled connection) held while the target answers.
+        db.session.rollback()
         try:
             outcome = _send(request, config, secrets)
             again = _worth_retrying(outcome) and attempt <= config["RECEIVER_FORWARD_RETRIES"]
@@ -516,26 +528,31 @@ class _Forwarder:
         # whichever thread runs it).
         self._claimed: dict[int, int] = {}
         self._held = 0
+        self._stopping = False
         self._changed = threading.Condition()
         for n in range(FORWARD_THREADS):
             threading.Thread(target=self._run, name=f"receiver-forwarder-{n}", daemon=True).start()
 
-    def put(self, job: tuple, delay: float = 0.0) -> bool:
-        """Queue a job; False when a first attempt would hold more than
-        FORWARD_HELD_BYTES (nothing is queued then)."""
+    def put(self, job: tuple, delay: float = 0.0) -> str | None:
+        """Queue a job; or say why it is not queued (FULL: a first attempt would
+        hold more than FORWARD_HELD_BYTES; STOPPED: the worker is stopping)."""
         _app, capture_id, attempt, (_secrets, arrived) = job
         with self._changed:
+            if self._stopping:
+                if attempt > 1:
+                    self._release(capture_id)
+                return STOPPED
             if attempt == 1:
                 if capture_id in self._claimed:
-                    return True
+                    return None
                 size = _held_size(arrived)
                 if self._held and self._held + size > FORWARD_HELD_BYTES:
-                    return False
+                    return FULL
                 self._claimed[capture_id] = size
                 self._held += size
             heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), job))
             self._changed.notify_all()
-            return True
+            return None
 
     def _release(self, capture_id: int) -> None:
         self._held -= self._claimed.pop(capture_id, 0)
@@ -544,9 +561,11 @@ class _Forwarder:
         with self._changed:
             return self._changed.wait_for(lambda: not self._due and not self._busy, timeout)
 
-    def take_queued(self) -> list[tuple]:
-        """Every job not yet started, taken off the queue."""
+    def take_queued(self, *, stopping: bool = False) -> list[tuple]:
+        """Every job not yet started, taken off the queue; with `stopping`, no
+        job is queued any more."""
         with self._changed:
+            self._stopping = self._stopping or stopping
             jobs = [job for _due, _order, job in self._due]
             self._due.clear()
             for _app, capture_id, _attempt, _keys in jobs:
@@ -570,8 +589,11 @@ class _Forwarder:
             try:
                 pause = forward_once(app, capture_id, attempt, secrets, arrived)
                 if pause is not None:
-                    self.put((app, capture_id, attempt + 1, (secrets, arrived)), pause)
-                    again = True
+                    refused = self.put((app, capture_id, attempt + 1, (secrets, arrived)), pause)
+                    if refused:
+                        _record_not_sent(app, capture_id, attempt + 1, refused)
+                    else:
+                        again = True
             except Exception:
                 log.exception("Forwarding capture %s failed (attempt %s)", capture_id, attempt)
             finally:

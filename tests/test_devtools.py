@@ -727,8 +727,9 @@ def test_a_slow_forward_target_does_not_hold_back_other_forwards(app, client, ct
 
 
 def test_forwards_still_queued_when_a_worker_stops_are_recorded_as_not_sent(
-    app, client, ctx, target
+    app, client, ctx, target, monkeypatch
 ):
+    monkeypatch.setattr(relay, "_worker", None)  # a forwarder of its own, stopped below
     capture_id = client.post("/hooks/default/sub", data=b"x").get_json()["id"]
     set_forward_url(capture_id, target.url + "/in")
     # A retry due in a minute: still queued when the worker stops.
@@ -739,6 +740,41 @@ def test_forwards_still_queued_when_a_worker_stops_are_recorded_as_not_sent(
     assert row.error == relay.STOPPED and row.target == target.url + "/in/sub"
     assert target.requests == []
     assert relay.drain(1)  # nothing left behind
+    # A delivery forwarded after the stop (a request still being answered) is
+    # recorded as not sent too.
+    late = client.post("/hooks/default/late", data=b"x").get_json()["id"]
+    (row,) = attempts_of(late)
+    assert (row.status, row.error) == (None, relay.STOPPED)
+
+
+def test_a_retry_asked_for_while_the_worker_stops_is_recorded_as_not_sent(
+    app, client, ctx, target, fast_retries, monkeypatch
+):
+    monkeypatch.setattr(relay, "_worker", None)
+    sending = threading.Event()
+    release = threading.Event()
+
+    def busy(received: Received):
+        sending.set()
+        release.wait(10)
+        return (503, [], b"busy")  # asks for a retry
+
+    target.answers.append(busy)
+    capture_id = client.post("/hooks/default", data=b"x").get_json()["id"]
+    set_forward_url(capture_id, target.url)
+    relay.forward_later(app, capture_id)
+    assert sending.wait(5)
+    stopper = threading.Thread(target=relay.stop, args=(0.2,))
+    stopper.start()
+    stopper.join()  # gave up waiting: attempt 1 is still under way
+    release.set()
+    deadline = time.monotonic() + 5
+    while len(attempts_of(capture_id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        db.session.rollback()
+    first, second = attempts_of(capture_id)
+    assert (first.attempt, first.status) == (1, 503)
+    assert (second.attempt, second.status, second.error) == (2, None, relay.STOPPED)
 
 
 def test_forwards_past_the_bytes_a_worker_may_hold_are_recorded_as_not_sent(
@@ -921,6 +957,20 @@ def test_repeated_headers_go_out_joined_and_cookies_as_cookies(app, ctx, target)
     (received,) = target.requests
     assert received.header("Cookie") == "a=1; b=2"
     assert received.header("X-Rep") == "one, two"
+
+
+@pytest.mark.parametrize("key", ["..", "."])
+def test_a_key_put_back_into_the_path_cannot_climb_out_of_the_target(
+    app, client, ctx, target, key
+):
+    sent = f"/hooks/default/{key}/{key}/admin?secrettoken={key}"
+    capture_id = client.post(sent, data=b"x").get_json()["id"]
+    set_forward_url(capture_id, target.url + "/fw")
+    relay.forward_later(app, capture_id, [key])
+    assert relay.drain(10)
+    (received,) = target.requests
+    path = received.path.split("?")[0]
+    assert path.startswith("/fw/") and "/./" not in path and "/../" not in path
 
 
 @pytest.mark.parametrize("app_config", [{"RECEIVER_OUTBOUND_ENABLED": True}])

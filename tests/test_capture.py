@@ -581,17 +581,22 @@ def test_unknown_inbox_is_404_json(client):
     }
 
 
+def deleted_by_another_worker(app, client, slug: str) -> None:
+    """An inbox this worker has read the settings of (its id among them, cached),
+    then deleted by another worker (past this one's cache)."""
+    assert client.post("/api/inboxes", json={"slug": slug}).status_code == 201
+    assert client.post(f"/hooks/{slug}", data={"a": "1"}).status_code == 200
+    with app.app_context():
+        db.session.execute(text("DELETE FROM inbox WHERE slug = :slug"), {"slug": slug})
+        db.session.commit()
+
+
 @pytest.mark.parametrize("app_config", [{"RECEIVER_SETTINGS_CACHE_SECONDS": 60}])
 def test_a_delivery_to_an_inbox_deleted_in_another_worker_is_404_and_lands_nowhere(
     app, client
 ):
-    # This worker read the inbox's settings (its id among them) before another
-    # worker deleted it and made a new inbox, whose id must not be the old one.
-    assert client.post("/api/inboxes", json={"slug": "going"}).status_code == 201
-    assert client.post("/hooks/going", data={"a": "1"}).status_code == 200  # settings cached
-    with app.app_context():
-        db.session.execute(text("DELETE FROM inbox WHERE slug = 'going'"))
-        db.session.commit()
+    # The new inbox must not take the deleted one's id.
+    deleted_by_another_worker(app, client, "going")
     assert client.post("/api/inboxes", json={"slug": "next"}).status_code == 201
     response = client.post("/hooks/going", data={"a": "2"})
     assert response.status_code == 404
@@ -605,11 +610,7 @@ def test_a_delivery_to_an_inbox_deleted_in_another_worker_is_404_and_lands_nowhe
 def test_a_delivery_to_an_inbox_made_again_under_its_name_is_asked_again_not_lost(
     app, client
 ):
-    assert client.post("/api/inboxes", json={"slug": "again"}).status_code == 201
-    assert client.post("/hooks/again", data={"a": "1"}).status_code == 200  # settings cached
-    with app.app_context():
-        db.session.execute(text("DELETE FROM inbox WHERE slug = 'again'"))
-        db.session.commit()
+    deleted_by_another_worker(app, client, "again")
     assert client.post("/api/inboxes", json={"slug": "again"}).status_code == 201
     response = client.post("/hooks/again", data={"a": "2"})
     assert response.status_code == 503  # a sender sends it again; a 404 it would drop

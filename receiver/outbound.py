@@ -179,10 +179,13 @@ def send(
     _check(url, rules)
     headers = list(headers)
     started = time.perf_counter()
-    # `timeout` bounds the whole attempt, redirects and a trickling answer
-    # included (requests' own timeout only bounds each wait for bytes).
+    # `timeout` bounds the whole attempt: connecting, sending, a status line
+    # and headers or a body trickling in, redirects (requests' own timeout
+    # only bounds each wait for bytes). At the deadline every connection the
+    # attempt opened is shut, which ends whatever is waiting on it.
     deadline = started + timeout
-    token = _rules.set(rules)
+    attempt = _Attempt(timeout)
+    tokens = (_rules.set(rules), _attempts.set(attempt))
     try:
         with _guarded_session() as session:
             redirects = 0
@@ -191,28 +194,65 @@ def send(
                 response = _request(session, method, url, headers, body, wait)
                 if isinstance(response, Outcome):
                     response.latency_ms = _since(started)
+                    if attempt.expired:
+                        response.error = f"No answer within the {timeout:.0f} s allowed."
                     return response
                 target = _redirect_target(response, url)
-                if target is None:
-                    return _answered(response, started, body_limit, deadline=deadline)
-                try:
-                    _check(target, rules)
-                except Refused as refusal:
-                    reason = f"Redirect to {target} not followed: {refusal}"
-                    return _answered(response, started, body_limit, reason, deadline=deadline)
-                if redirects == MAX_REDIRECTS:
-                    reason = f"Stopped after {MAX_REDIRECTS} redirects."
-                    return _answered(response, started, body_limit, reason, deadline=deadline)
-                if time.perf_counter() >= deadline:  # no time left to send it again
-                    reason = f"Redirect to {target} not followed: the time allowed ran out."
-                    return _answered(response, started, body_limit, reason, deadline=deadline)
+                reason = None
+                if target is not None:
+                    try:
+                        _check(target, rules)
+                    except Refused as refusal:
+                        reason = f"Redirect to {target} not followed: {refusal}"
+                    else:
+                        if redirects == MAX_REDIRECTS:
+                            reason = f"Stopped after {MAX_REDIRECTS} redirects."
+                        elif time.perf_counter() >= deadline:  # no time left to send it again
+                            reason = f"Redirect to {target} not followed: the time allowed ran out."
+                if target is None or reason:
+                    return _answered(response, started, body_limit, reason, attempt, timeout)
                 redirects += 1
                 response.close()
                 method, headers, body = _redirected(response.status_code, method, headers, body)
                 headers = _for_new_host(headers, url, target)
                 url = target
     finally:
-        _rules.reset(token)
+        attempt.cancel()
+        _attempts.reset(tokens[1])
+        _rules.reset(tokens[0])
+
+
+class _Attempt:
+    """The connections one send() opens, all shut when its time is up."""
+
+    def __init__(self, timeout: float):
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    """End a connection from another thread: a blocked read or write returns."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _request(session, method, url, headers, body, timeout) -> requests.Response | Outcome:
@@ -237,18 +277,11 @@ def _answered(
     response: requests.Response,
     started: float,
     limit: int,
-    error: str | None = None,
-    *,
-    deadline: float | None = None,
+    error: str | None,
+    attempt: _Attempt,
+    timeout: float,
 ) -> Outcome:
     body = bytearray()
-    # A body trickling in a byte at a time never trips a per-read timeout: at
-    # the deadline the connection is shut, which ends the read.
-    watchdog = None
-    if deadline is not None:
-        watchdog = threading.Timer(max(0.0, deadline - time.perf_counter()), _shut, (response,))
-        watchdog.daemon = True
-        watchdog.start()
     try:
         for chunk in response.iter_content(chunk_size=16 * 1024):
             body += chunk
@@ -257,11 +290,9 @@ def _answered(
     except (requests.RequestException, OSError, ValueError) as failure:
         error = error or f"The response body was cut short: {describe(failure)}"
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
         response.close()
-    if deadline is not None and time.perf_counter() >= deadline:
-        late = f"The answer took longer than the {deadline - started:.0f} s allowed"
+    if attempt.expired:
+        late = f"The answer took longer than the {timeout:.0f} s allowed"
         error = f"{late}; its body is cut short." if not error or "cut short" in error else error
     return Outcome(
         status=response.status_code,
@@ -270,14 +301,6 @@ def _answered(
         latency_ms=_since(started),
         error=error,
     )
-
-
-def _shut(response: requests.Response) -> None:
-    """End a response's connection from another thread (a blocked read returns)."""
-    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _redirect_target(response: requests.Response, url: str) -> str | None:
@@ -350,6 +373,7 @@ def _strerror(error: BaseException) -> str:
 # --- the connection-time check ---
 
 _rules: ContextVar[Rules | None] = ContextVar("outbound_rules", default=None)
+_attempts: ContextVar[_Attempt | None] = ContextVar("outbound_attempt", default=None)
 
 
 class _PeerCheck:
@@ -365,6 +389,9 @@ class _PeerCheck:
         if reason:
             sock.close()
             raise Refused(reason)
+        attempt = _attempts.get()
+        if attempt is not None:
+            attempt.add(sock)  # shut with the others when the attempt's time is up
         return sock
 
 

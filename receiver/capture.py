@@ -565,8 +565,15 @@ def _read_json(body: Body) -> None:
         return
     try:
         repeated: list[str] = []
-        body.json, body.json_plain = read_json(body.decoded, repeated)
+        constants: list[str] = []
+        body.json, body.json_plain = read_json(body.decoded, repeated, constants)
         body.has_json = True
+        if constants:
+            named = ", ".join(dict.fromkeys(constants))
+            body.notes["json_constants"] = (
+                f"The body uses {named}, which JSON (RFC 8259) does not allow; it is read "
+                "as JavaScript and Python read it, but strict JSON readers refuse the body."
+            )
         if repeated:
             names = ", ".join(sorted({_shown_name(name) for name in repeated})[:10])
             body.notes["json_keys"] = (
@@ -606,7 +613,9 @@ class JSONNumber(str):
 _MINUS_ZERO = re.compile(rb"-0(?![.\deE])")  # an integer -0, which Python reads as 0
 
 
-def read_json(data: bytes, repeated: list[str]) -> tuple[object, bool]:
+def read_json(
+    data: bytes, repeated: list[str], constants: list[str] | None = None
+) -> tuple[object, bool]:
     """The JSON document in `data`, numbers kept as sent and repeated keys noted;
     and whether it is plain: json_text then writes it back as sent (no number
     kept as text, no repeated key), which is much quicker than json_source.
@@ -624,7 +633,16 @@ def read_json(data: bytes, repeated: list[str]) -> tuple[object, bool]:
         kept_as_text.append(text)
         return JSONNumber(text)
 
-    options: dict = {"object_pairs_hook": noting_repeats(repeated), "parse_float": float_as_sent}
+    def constant(name: str) -> float:  # NaN, Infinity, -Infinity: not JSON, but read
+        if constants is not None:
+            constants.append(name)
+        return float(name)
+
+    options: dict = {
+        "object_pairs_hook": noting_repeats(repeated),
+        "parse_float": float_as_sent,
+        "parse_constant": constant,
+    }
     if json.detect_encoding(data) != "utf-8" or _MINUS_ZERO.search(data):
         options["parse_int"] = JSONNumber
     try:

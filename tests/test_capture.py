@@ -701,6 +701,17 @@ def test_a_form_declaring_another_charset_says_how_it_was_read(client, fetch):
     assert "charset" not in fetch(response.get_json()["id"])["notes"]
 
 
+def test_nan_and_infinity_are_read_but_said_not_to_be_json(client, fetch):
+    body = b'{"event": "LEAD_CREATED", "a": NaN, "b": [-Infinity, Infinity], "c": 1}'
+    response = client.post("/hooks/default", data=body, content_type="application/json")
+    document = fetch(response.get_json()["id"])
+    assert {p["name"]: p["value"] for p in document["params"]}["a"] == "NaN"
+    note = document["notes"]["json_constants"]
+    assert note.startswith("The body uses NaN, -Infinity, Infinity, which JSON")
+    plain = client.post("/hooks/default", json={"a": 1.5}).get_json()["id"]
+    assert "json_constants" not in fetch(plain)["notes"]
+
+
 def test_missing_capture_is_a_json_404(client):
     response = client.get("/api/captures/999")
     assert response.status_code == 404

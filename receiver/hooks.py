@@ -243,9 +243,13 @@ def _named_elsewhere(reading: Reading) -> list[str]:
     own text (JSON in a form field). Not verified; masked all the same."""
     scan = NameScan()
     for source, name, value in reading.params:
-        # JSON names are looked up in the parsed document (secrets_to_mask).
-        if source != "json" and name != SECRET_PARAM and is_secret_name(name):
-            scan.add(value)
+        if SECRET_PARAM in name.lower():
+            # JSON names are looked up in the parsed document (secrets_to_mask).
+            if source != "json" and name != SECRET_PARAM and is_secret_name(name):
+                scan.add(value)
+            scan.text(name.encode("utf-8", "surrogatepass"))  # JSON sent as a form
+        if SECRET_PARAM in value.lower():
+            scan.text(value.encode("utf-8", "surrogatepass"))  # JSON in a form field
     for name, value in reading.headers:
         if is_secret_header(name):
             scan.add(value)
@@ -255,10 +259,6 @@ def _named_elsewhere(reading: Reading) -> list[str]:
     scan.text(reading.query_string)
     if not reading.body.wide_encoding:
         scan.text(reading.body.decoded)
-    for _source, name, value in reading.params:
-        for text in (name, value):
-            if SECRET_PARAM in text.lower():
-                scan.text(text.encode("utf-8", "surrogatepass"))
     return scan.values
 
 

@@ -65,6 +65,9 @@ class Inbox(db.Model):
     cors: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Every new capture is also sent here (when forwarding is enabled by config).
     forward_url: Mapped[str | None] = mapped_column(Text)
+    # Deletes, clears and purges of its captures so far: the live feed tells
+    # open pages when it moves (trims at capacity do not move it).
+    removals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ExpectedSecret(db.Model):

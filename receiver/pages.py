@@ -98,8 +98,9 @@ def _capture_in(inbox: Inbox, capture_id: int) -> Capture:
     return capture
 
 
-def _filters() -> dict[str, str]:
-    values = {name: request.args.get(name, "").strip()[:200] for name in FILTERS}
+def _filters(source=None) -> dict[str, str]:
+    source = request.args if source is None else source
+    values = {name: source.get(name, "").strip()[:200] for name in FILTERS}
     if values["verdict"] not in VERDICTS:
         values["verdict"] = ""
     values["method"] = values["method"].upper()
@@ -238,8 +239,12 @@ def rows(slug: str):
 @bp.get("/inboxes/<slug>/stream")
 def stream(slug: str):
     inbox = _inbox_or_404(slug)
-    last = request.headers.get("Last-Event-ID", "")
+    # A reconnecting page sends the last event's id, `<newest id>.<removals>`.
+    last, _, last_removals = request.headers.get("Last-Event-ID", "").partition(".")
     cursor = storage.as_id(last) or _cursor("after") or 0
+    removals = storage.as_id(last_removals)
+    if removals is None:
+        removals = _cursor("removals")
     config = current_app.config
     slots = live.slots_for(current_app)
     if not slots.take():
@@ -252,6 +257,7 @@ def stream(slug: str):
         live.watcher_for(current_app, db.engine),
         inbox.id,
         cursor,
+        removals,
         lifetime=config["RECEIVER_STREAM_SECONDS"],
         heartbeat=config["RECEIVER_STREAM_HEARTBEAT_SECONDS"],
         gone=live.client_gone(request.environ),
@@ -279,6 +285,52 @@ def delete_capture(slug: str, capture_id: int):
         )
     )
     response.headers["HX-Push-Url"] = url_for("pages.inbox_page", slug=slug)
+    return response
+
+
+# The most row ids a page may ask about at once (50 rows a page, load-more included).
+GONE_ASK_MAX = 10_000
+
+
+@bp.post("/inboxes/<slug>/gone")
+def gone(slug: str):
+    """Which of the rows a page shows, and its open capture, were deleted
+    elsewhere: the page asks when the live feed says captures were removed.
+    Those rows leave the page; when none of its rows is left, the list starts
+    again from what the inbox still holds."""
+    inbox = _inbox_or_404(slug)
+    asked = request.form.get("shown", "").split(",")[:GONE_ASK_MAX]
+    shown = {capture_id for capture_id in map(storage.as_id, asked) if capture_id is not None}
+    opened = storage.as_id(request.form.get("open"))
+    kept = storage.existing_ids(inbox.id, shown | ({opened} if opened else set()))
+    filters = _filters(request.form)
+    open_removed = opened if opened and opened not in kept else None
+    if shown and not shown & kept:
+        # The list as the filter form would fetch it, in place of the old one.
+        context = _list_context(inbox, filters)
+        response = make_response(
+            render_template(
+                "partials/gone.html", relist=True, oob=True, open_removed=open_removed, **context
+            )
+        )
+        response.headers["HX-Retarget"] = "#capture-list"
+        response.headers["HX-Reswap"] = "innerHTML"
+    else:
+        response = make_response(
+            render_template(
+                "partials/gone.html",
+                inbox=inbox,
+                filters=filters,
+                removed=sorted(shown - kept),
+                open_removed=open_removed,
+                groups=event_groups(inbox.id),
+            )
+        )
+    if open_removed:
+        # The page's address named the deleted capture.
+        response.headers["HX-Replace-Url"] = url_for(
+            "pages.inbox_page", slug=slug, **filter_args(filters)
+        )
     return response
 
 

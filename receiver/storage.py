@@ -27,6 +27,7 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 captures = Capture.__table__
 counts = CaptureCount.__table__
+inboxes = Inbox.__table__
 
 
 def utcnow() -> datetime:
@@ -189,6 +190,12 @@ def _delete_where(inbox_id: int, condition) -> int:
     for (event_type, verdict), n in Counter(tuple(row) for row in gone).items():
         _add_count(inbox_id, event_type, verdict, -n)
     db.session.execute(delete(counts).where(counts.c.inbox_id == inbox_id, counts.c.n <= 0))
+    if gone:  # open pages of the inbox drop these rows (see live.py)
+        db.session.execute(
+            update(inboxes)
+            .where(inboxes.c.id == inbox_id)
+            .values(removals=inboxes.c.removals + 1)
+        )
     return len(gone)
 
 
@@ -335,6 +342,22 @@ def _matches(q: str):
         # SQLite's text cast stops at a NUL byte; find text after one too (exact case).
         matches.append(func.instr(Capture.body, q.encode()) > 0)
     return or_(*matches)
+
+
+def existing_ids(inbox_id: int, ids: set[int]) -> set[int]:
+    """Those of `ids` that are captures of the inbox still."""
+    found: set[int] = set()
+    asked = sorted(ids)
+    for start in range(0, len(asked), 500):
+        found.update(
+            db.session.execute(
+                select(captures.c.id).where(
+                    captures.c.inbox_id == inbox_id,
+                    captures.c.id.in_(asked[start : start + 500]),
+                )
+            ).scalars()
+        )
+    return found
 
 
 def newest_id(inbox_id: int) -> int:

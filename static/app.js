@@ -66,10 +66,25 @@
     });
   });
 
-  // While paused, the live fetch of new rows is skipped; the cursor stays put,
-  // so resuming fetches everything that arrived meanwhile.
+  // Captures were removed elsewhere: the page says which rows it shows, and
+  // which capture it has open, and is answered with those that are gone.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (!event.detail.elt || event.detail.elt.id !== "gone") return;
+    var shown = Array.from(document.querySelectorAll("#rows .capture-row"), function (row) {
+      return row.dataset.captureId;
+    });
+    event.detail.formData.set("shown", shown.join(","));
+    var open = document.querySelector("#detail .capture-detail");
+    if (open) event.detail.formData.set("open", open.dataset.captureId);
+  });
+
+  // While paused, the live fetch of new rows and the check for removed ones are
+  // skipped; the cursor stays put, so resuming fetches everything that arrived
+  // meanwhile, and checks the rows once.
   document.addEventListener("htmx:confirm", function (event) {
-    if (event.target.id === "live" && paused()) event.preventDefault();
+    if ((event.target.id === "live" || event.target.id === "gone") && paused()) {
+      event.preventDefault();
+    }
   });
 
   document.addEventListener("change", function (event) {
@@ -78,6 +93,8 @@
     if (!paused()) {
       var live = document.getElementById("live");
       if (live) htmx.trigger(live, "sse:capture");
+      var gone = document.getElementById("gone");
+      if (gone) htmx.trigger(gone, "sse:removed");
     }
   });
 

@@ -264,6 +264,38 @@ def test_deleting_a_capture_removes_its_row_and_moves_its_count(watched, live_se
     expect(page.locator("#detail [role=status]")).to_have_text(f"Capture #{gone} deleted.")
 
 
+def test_captures_deleted_elsewhere_leave_open_pages(watched, live_server):
+    """A teammate deletes or clears through another page or the API: open pages
+    drop those rows, and an open capture that went says so."""
+    api = f"{live_server.url}/api/inboxes"
+    assert requests.post(api, json={"slug": "shared"}, timeout=10).status_code == 201
+
+    def send(event: str) -> int:
+        url = f"{live_server.url}/hooks/shared"
+        response = requests.post(url, data={"event": event}, timeout=10)
+        return response.json()["id"]
+
+    first, second, third = (send("LEAD_CREATED") for _ in range(3))
+    page = watched.page
+    open_inbox(page, f"/inboxes/shared/captures/{second}")
+    assert requests.delete(f"{live_server.url}/api/captures/{second}", timeout=10).ok
+    expect(page.locator(f"#capture-{second}")).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator(f"#capture-{first}")).to_be_visible()
+    expect(page.locator(f"#capture-{third}")).to_be_visible()
+    expect(page.locator('[data-event-type="LEAD_CREATED"] [data-count]')).to_have_text("2")
+    expect(page.locator("#detail [role=status]")).to_have_text(f"Capture #{second} was deleted.")
+    expect(page).to_have_url(f"{live_server.url}/inboxes/shared")
+
+    assert requests.delete(f"{api}/shared/captures", timeout=10).json() == {"deleted": 2}
+    expect(page.locator("tr.capture-row")).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#empty-list")).to_contain_text("Nothing captured yet")
+    expect(page.locator('[data-event-type="LEAD_CREATED"] [data-count]')).to_have_text("0")
+    # The list that started again still takes new captures live.
+    newest = send("LEAD_CREATED")
+    expect(page.locator(f"#capture-{newest}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#empty-list")).to_be_hidden()
+
+
 def test_keyboard_opens_a_capture_into_its_detail_and_deletes_onto_the_next_row(
     watched, live_server
 ):

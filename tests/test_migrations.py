@@ -10,17 +10,27 @@ from flask_migrate import downgrade, upgrade
 from receiver.storage import ensure_default_inbox
 
 
-def _at_0003(path, captures: int):
-    """An app on a database as migration 0003 left it, holding `captures`."""
+def _at_0003(path, captures: int, setup=None):
+    """An app on a database as migration 0003 left it, holding `captures`
+    (and what `setup(client)` stores). The app speaks the newest schema, so
+    the rows are stored at the head and the schema is then taken down."""
     app = make_app(f"sqlite:///{path}")
     with app.app_context():
-        upgrade(revision="0003_dedupe_index")
+        upgrade()
         ensure_default_inbox()
     client = app.test_client()
     for n in range(captures):
         assert (
             client.post("/hooks/default", data={"event": "LEAD_CREATED", "n": n}).status_code == 200
         )
+    if setup is not None:
+        setup(client)
+    with app.app_context():
+        downgrade(revision="0003_dedupe_index")
+    with sqlite3.connect(path) as con:
+        for table in ("capture", "inbox"):
+            sql = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+            assert "AUTOINCREMENT" not in sql[0]
     return app, client
 
 
@@ -81,7 +91,7 @@ def test_the_upgrade_leaves_foreign_keys_on_and_tolerates_rows_already_orphaned(
         tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
         assert not {"_alembic_tmp_capture", "_alembic_tmp_inbox"} & tables
         version = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        assert version == "0005_inbox_ids_never_reused"
+        assert version == "0006_inbox_removals"
         for table in ("capture", "inbox"):
             sql = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
             assert "AUTOINCREMENT" in sql[0]
@@ -89,12 +99,15 @@ def test_the_upgrade_leaves_foreign_keys_on_and_tolerates_rows_already_orphaned(
 
 def test_upgrading_sqlite_keeps_inboxes_and_never_gives_a_deleted_inbox_id_again(tmp_path):
     path = tmp_path / "inboxes.sqlite3"
-    app, client = _at_0003(path, captures=2)
-    assert client.post("/api/inboxes", json={"slug": "newest"}).status_code == 201
     key = "qrp_live_8f2K9xYz3Lm7Qw1R"
-    secret = {"label": "prod", "secret": key}
-    assert client.post("/api/inboxes/newest/secrets", json=secret).status_code == 201
-    assert client.post("/hooks/newest", data={"secrettoken": key}).status_code == 200
+
+    def newest_inbox(client):
+        assert client.post("/api/inboxes", json={"slug": "newest"}).status_code == 201
+        secret = {"label": "prod", "secret": key}
+        assert client.post("/api/inboxes/newest/secrets", json=secret).status_code == 201
+        assert client.post("/hooks/newest", data={"secrettoken": key}).status_code == 200
+
+    app, client = _at_0003(path, captures=2, setup=newest_inbox)
     with sqlite3.connect(path) as con:
         inboxes = con.execute("SELECT id, slug FROM inbox ORDER BY id").fetchall()
         owned = "SELECT inbox_id, count(*) FROM {} GROUP BY inbox_id ORDER BY inbox_id"

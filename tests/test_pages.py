@@ -6,10 +6,13 @@ import base64
 import io
 import re
 import subprocess
+import threading
+import time
+from datetime import timedelta
 
 import pytest
 
-from receiver import catalog
+from receiver import catalog, live, storage
 from receiver.extensions import db
 from receiver.models import Capture
 from receiver.present import curl_command, printf_command
@@ -478,13 +481,13 @@ def test_stream_announces_new_captures_and_honours_last_event_id(client):
     assert response.headers["Cache-Control"] == "no-cache"
     text = response.get_data(as_text=True)  # the stream ends after its lifetime
     assert text.startswith("retry: ")
-    assert f"id: {newest}\nevent: capture\ndata: {newest}\n\n" in text
+    assert f"id: {newest}.0\nevent: capture\ndata: {newest}\n\n" in text
     # A reconnecting page sends the last id it saw and is told only of newer ones.
-    again = client.get("/inboxes/default/stream", headers={"Last-Event-ID": str(newest)})
+    again = client.get("/inboxes/default/stream", headers={"Last-Event-ID": f"{newest}.0"})
     assert "event: capture" not in again.get_data(as_text=True)
     assert ": heartbeat" in again.get_data(as_text=True)
     caught_up = client.get("/inboxes/default/stream", headers={"Last-Event-ID": str(first)})
-    assert f"id: {newest}\n" in caught_up.get_data(as_text=True)
+    assert f"id: {newest}.0\n" in caught_up.get_data(as_text=True)
 
 
 @pytest.mark.parametrize(
@@ -498,10 +501,86 @@ def test_after_the_newest_capture_is_deleted_the_next_one_still_reaches_open_pag
     assert client.delete(f"/api/captures/{newest}").status_code in (200, 204)
     following = send(client)
     assert following > newest
-    seen = client.get("/inboxes/default/stream", headers={"Last-Event-ID": str(newest)})
-    assert f"id: {following}\nevent: capture\n" in seen.get_data(as_text=True)
+    seen = client.get("/inboxes/default/stream", headers={"Last-Event-ID": f"{newest}.0"})
+    assert f"id: {following}.0\nevent: capture\n" in seen.get_data(as_text=True)
     assert client.delete("/api/inboxes/default/captures").status_code == 200
     assert send(client) > following
+
+
+def removals_of(client, slug="default") -> int:
+    with client.application.app_context():
+        return storage.find_inbox(slug).removals
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"RECEIVER_STREAM_SECONDS": 1, "RECEIVER_STREAM_HEARTBEAT_SECONDS": 0}]
+)
+def test_stream_tells_open_pages_when_captures_are_deleted_elsewhere(client):
+    first, second, newest = send(client), send(client), send(client)
+    assert client.delete(f"/api/captures/{second}").status_code in (200, 204)
+    # A page that saw all three before the delete is told on reconnecting...
+    text = client.get("/inboxes/default/stream", headers={"Last-Event-ID": f"{newest}.0"}).get_data(
+        as_text=True
+    )
+    assert f"id: {newest}.1\nevent: removed\ndata: 1\n\n" in text
+    assert "event: capture" not in text
+    # ...and once it knows, it is not told again.
+    text = client.get("/inboxes/default/stream", headers={"Last-Event-ID": f"{newest}.1"}).get_data(
+        as_text=True
+    )
+    assert "event: removed" not in text
+    # A page rendered before the delete names what it knew in its stream URL.
+    text = client.get(f"/inboxes/default/stream?after={newest}&removals=0").get_data(as_text=True)
+    assert "event: removed\ndata: 1" in text
+    # Without either, a new stream starts from now.
+    text = client.get(f"/inboxes/default/stream?after={newest}").get_data(as_text=True)
+    assert "event: removed" not in text
+    assert client.delete("/api/inboxes/default/captures").status_code == 200
+    assert removals_of(client) == 2
+    assert first  # cleared with the rest
+
+
+def test_a_stream_ends_with_a_last_removed_event_when_its_inbox_is_deleted(client, app):
+    assert client.post("/api/inboxes", json={"slug": "doomed"}).status_code == 201
+    with app.app_context():
+        inbox_id = storage.find_inbox("doomed").id
+        watcher = live.watcher_for(app, db.engine)
+    watcher.start()
+    stream = live.events(watcher, inbox_id, 0, 0, lifetime=20, heartbeat=60)
+    told: list[str] = []
+    reader = threading.Thread(target=lambda: told.extend(stream))
+    started = time.monotonic()
+    reader.start()
+    time.sleep(0.5)  # the stream is waiting for news
+    assert client.delete("/api/inboxes/doomed").status_code == 204
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert time.monotonic() - started < 5  # not its whole lifetime
+    assert told[-1] == "event: removed\ndata: inbox\n\n"
+
+
+def test_deletes_and_purges_move_the_removals_count_but_trims_do_not(client, app):
+    kept = send(client)
+    assert removals_of(client) == 0
+    assert client.delete(f"/api/captures/{kept}").status_code in (200, 204)
+    assert removals_of(client) == 1
+    # Deleting what is already gone (a double click) removes nothing.
+    assert client.delete(f"/api/captures/{kept}").status_code == 404
+    assert client.delete("/api/inboxes/default/captures").get_json() == {"deleted": 0}
+    assert removals_of(client) == 1
+    old = send(client)
+    with app.app_context():
+        inbox_id = storage.find_inbox("default").id
+        assert storage.purge_before(inbox_id, storage.utcnow() - timedelta(days=1)) == 0
+        assert removals_of(client) == 1
+        assert storage.purge_before(inbox_id, storage.utcnow() + timedelta(seconds=1)) == 1
+    assert removals_of(client) == 2
+    assert client.get(f"/api/captures/{old}").status_code == 404
+    # An inbox at capacity drops its oldest at every write: not announced.
+    assert client.patch("/api/inboxes/default", json={"capacity": 1}).status_code == 200
+    send(client)
+    send(client)
+    assert removals_of(client) == 2
 
 
 @pytest.mark.parametrize(
@@ -653,3 +732,74 @@ def test_raw_utf8_in_a_url_is_shown_as_text_and_copied_as_its_bytes(app, client)
     url = command.split()[1]  # bash's $'...' quoting, which gives back the bytes sent
     printed = subprocess.run(["bash", "-c", f"printf '%s' {url}"], capture_output=True)
     assert printed.stdout == b"http://h/hooks/default/caf\xc3\xa9?name=Jos\xc3\xa9"
+
+
+def ask_gone(client, shown, opened=None, **filters):
+    data = {"shown": ",".join(map(str, shown)), **filters}
+    if opened is not None:
+        data["open"] = str(opened)
+    return client.post(
+        "/inboxes/default/gone", data=data, headers={**HX, "X-CSRFToken": csrf_token(client)}
+    )
+
+
+def test_a_page_learns_which_of_its_rows_were_deleted_elsewhere(client):
+    first = send(client, event="LEAD_CREATED")
+    second = send(client, event="LEAD_CREATED")
+    third = send(client, event="QR_CODE_SCANNED")
+    assert client.delete(f"/api/captures/{second}").status_code in (200, 204)
+    response = ask_gone(client, [first, second, third], opened=second)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    # Only the deleted row leaves the page, with the counts brought up to date.
+    assert f'<tr id="capture-{second}" hx-swap-oob="delete">' in html
+    assert f'id="capture-{first}"' not in html and f'id="capture-{third}"' not in html
+    assert count_of(html, "LEAD_CREATED") == 1
+    # The open capture was the deleted one: its pane and the address say so.
+    assert f"Capture #{second} was deleted." in html
+    assert response.headers["HX-Replace-Url"] == "/inboxes/default"
+    assert "HX-Retarget" not in response.headers
+    # An open capture still there stays open.
+    html = ask_gone(client, [first, third], opened=first).get_data(as_text=True)
+    assert "was deleted" not in html and 'hx-swap-oob="delete"' not in html
+
+
+def test_when_every_row_a_page_shows_is_gone_its_list_starts_again(client):
+    shown = [send(client, event="LEAD_CREATED") for _ in range(2)]
+    other = send(client, event="QR_CODE_SCANNED")
+    for capture_id in shown:
+        assert client.delete(f"/api/captures/{capture_id}").status_code in (200, 204)
+    # Filtered to LEAD_CREATED, nothing is left: the list says so, filter kept.
+    response = ask_gone(client, shown, event="LEAD_CREATED")
+    assert response.headers["HX-Retarget"] == "#capture-list"
+    assert response.headers["HX-Reswap"] == "innerHTML"
+    html = response.get_data(as_text=True)
+    assert "No captures match these filters." in html
+    assert '<option value="LEAD_CREATED" selected>' in html
+    # Unfiltered, the list shows what the inbox still holds.
+    html = ask_gone(client, shown).get_data(as_text=True)
+    assert row_ids(html.split('id="rows"')[1]) == [other]
+    assert client.delete("/api/inboxes/default/captures").status_code == 200
+    html = ask_gone(client, [other]).get_data(as_text=True)
+    assert "Nothing captured yet" in html
+
+
+def test_asking_which_rows_are_gone_takes_any_input(client):
+    kept = send(client)
+    token = {"X-CSRFToken": csrf_token(client)}
+    for shown, relist in (
+        ("", False),
+        ("x,,-1,1e3,99999999999999999999999", False),  # not ids: nothing to check
+        (f"{kept},{kept}", False),
+        (",".join([str(kept + 1)] * 20_000), True),  # one id, not there
+    ):
+        response = client.post(
+            "/inboxes/default/gone", data={"shown": shown, "open": "z"}, headers={**HX, **token}
+        )
+        assert response.status_code == 200, shown
+        assert ("HX-Retarget" in response.headers) is relist, shown
+        assert f'id="capture-{kept}" hx-swap-oob' not in response.get_data(as_text=True)
+    response = client.post("/inboxes/default/gone", data={"shown": str(kept)}, headers=HX)
+    assert response.status_code == 400  # no CSRF token
+    response = client.post("/inboxes/nope/gone", data={"shown": "1"}, headers={**HX, **token})
+    assert response.status_code == 404

@@ -15,7 +15,7 @@ from datetime import UTC, timedelta
 from typing import AnyStr
 
 from flask import Blueprint, Request, Response, current_app, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from . import catalog, inboxes, metrics, relay, storage
@@ -114,7 +114,12 @@ _REDACTOR = "receiver.redactor"  # the delivery's masking, once it is read
 
 def _capture(app, req: Request, inbox: str, rest: str):
     config = app.config
-    box = storage.inbox_config(inbox, config["RECEIVER_SETTINGS_CACHE_SECONDS"])
+    try:
+        box = storage.inbox_config(inbox, config["RECEIVER_SETTINGS_CACHE_SECONDS"])
+    except SQLAlchemyError as exc:  # the database is away: the sender's retry may find it
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        return _storage_unavailable(exc)
     if box is None:
         if config["RECEIVER_AUTO_CREATE_INBOXES"] and storage.SLUG.match(inbox):
             try:
@@ -159,13 +164,7 @@ def _capture(app, req: Request, inbox: str, rest: str):
             if storage.inbox_config(inbox, 0) is None:
                 metrics.rejected("unknown_inbox")
                 return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
-        metrics.rejected("storage_unavailable")
-        log.error("capture not stored: %s", exc)
-        response = error_response(
-            503, "storage_unavailable", "The capture could not be stored; send it again."
-        )
-        response.headers["Retry-After"] = "1"
-        return response
+        return _storage_unavailable(exc)
 
     metrics.captured(box.slug, row["event_type"], row["verdict"])
     if box.forward_url and config["RECEIVER_OUTBOUND_ENABLED"]:
@@ -184,6 +183,16 @@ def _capture(app, req: Request, inbox: str, rest: str):
     response = answer(box, capture_id, req, rejected=rejected, failing=failing)
     if box.response_delay_ms and not (rejected or failing):
         time.sleep(box.response_delay_ms / 1000)
+    return response
+
+
+def _storage_unavailable(exc: Exception) -> Response:
+    metrics.rejected("storage_unavailable")
+    log.error("capture not stored: %s", exc)
+    response = error_response(
+        503, "storage_unavailable", "The capture could not be stored; send it again."
+    )
+    response.headers["Retry-After"] = "1"
     return response
 
 

@@ -738,6 +738,24 @@ def test_a_database_failure_is_a_503_and_never_a_false_acknowledgement(app, clie
     assert client.post("/hooks/default").status_code == 200
 
 
+@pytest.mark.parametrize("app_config", [{"RECEIVER_SETTINGS_CACHE_SECONDS": 0}])
+def test_a_database_away_before_the_inbox_is_read_is_a_503_too(client, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from receiver import storage
+
+    def away(_slug):
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(storage, "find_inbox", away)
+    response = client.post("/hooks/default", data={"event": "LEAD_CREATED"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "storage_unavailable"
+    assert response.headers["Retry-After"] == "1"
+    monkeypatch.undo()
+    assert client.post("/hooks/default").status_code == 200
+
+
 @pytest.mark.parametrize("app_config", [{"MAX_CONTENT_LENGTH": 1024 * 1024}])
 def test_many_different_secrettokens_are_refused_not_stored(client):
     query = "&".join(f"secrettoken=key{i}" for i in range(17))

@@ -55,10 +55,7 @@ LOCAL_ONLY = (
 
 
 def init_app(app: Flask) -> None:
-    password = app.config.get("RECEIVER_ADMIN_PASSWORD")
-    app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = (
-        generate_password_hash(password) if password else None
-    )
+    set_password(app, app.config.get("RECEIVER_ADMIN_PASSWORD"))
     # Flask's own default is None (no attribute), so setdefault would not do.
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -79,16 +76,30 @@ class DashboardSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+def set_password(app: Flask, password: str | None) -> None:
+    """The dashboard's password, kept as a slow hash, and the tag a login's
+    session carries. The tag comes from the password itself, not from its
+    hash (salted anew by every worker), so a login holds on every worker and
+    across restarts, and changing the password logs everyone out."""
+    app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = (
+        generate_password_hash(password) if password else None
+    )
+    app.config["RECEIVER_ADMIN_LOGIN_TAG"] = (
+        hmac.new(
+            app.config["SECRET_KEY"].encode(), b"dashboard-login:" + password.encode(), "sha256"
+        ).hexdigest()
+        if password
+        else None
+    )
+
+
 def login_required() -> bool:
     return current_app.config["RECEIVER_ADMIN_PASSWORD_HASH"] is not None
 
 
-def _session_tag() -> str:
-    """Ties a login to the current password: changing it logs everyone out."""
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(
-        key, current_app.config["RECEIVER_ADMIN_PASSWORD_HASH"].encode(), "sha256"
-    ).hexdigest()
+def _logged_in() -> bool:
+    tag = current_app.config.get("RECEIVER_ADMIN_LOGIN_TAG")
+    return tag is not None and hmac.compare_digest(str(session.get("admin", "")), tag)
 
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
@@ -154,7 +165,7 @@ def guard():
             if api or wants_json():
                 return error_response(403, "local_only", LOCAL_ONLY)
             return render_template("forbidden.html", message=LOCAL_ONLY), 403
-    elif session.get("admin") != _session_tag():
+    elif not _logged_in():
         if api or wants_json():
             response = error_response(
                 401, "login_required", "Log in, or send Authorization: Bearer <token>."
@@ -231,7 +242,7 @@ def login():
         ):
             attempts.clear(who)
             session.clear()
-            session["admin"] = _session_tag()
+            session["admin"] = current_app.config["RECEIVER_ADMIN_LOGIN_TAG"]
             session.permanent = True
             return redirect(_safe_next(request.args.get("next")), code=303)
         else:

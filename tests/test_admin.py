@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import make_app
 
-from receiver import storage
+from receiver import access, storage
 from receiver.access import attempts
 
 REMOTE = {"REMOTE_ADDR": "203.0.113.5"}
@@ -318,9 +319,7 @@ def test_a_local_proxy_forwarding_someone_else_is_not_this_machine(client):
 
 @pytest.fixture
 def password_app(app):
-    from werkzeug.security import generate_password_hash
-
-    app.config["RECEIVER_ADMIN_PASSWORD_HASH"] = generate_password_hash("correct horse")
+    access.set_password(app, "correct horse")
     attempts._failures.clear()
     return app
 
@@ -349,6 +348,31 @@ def test_pages_redirect_to_login_and_login_lets_people_in(password_app):
     logout_token = token_of(client.get("/", environ_base=REMOTE).get_data(as_text=True))
     client.post("/logout", data={"csrf_token": logout_token}, environ_base=REMOTE)
     assert client.get("/inboxes/default", environ_base=REMOTE).status_code == 302
+
+
+def log_in(client, password="correct horse"):
+    page = client.get("/login", environ_base=REMOTE).get_data(as_text=True)
+    response = client.post(
+        "/login", data={"csrf_token": token_of(page), "password": password}, environ_base=REMOTE
+    )
+    assert response.status_code == 303
+
+
+def test_a_login_holds_on_every_worker_and_ends_when_the_password_changes(
+    database_url, password_app
+):
+    # gunicorn's workers each build the app: each hashes the password with its own salt.
+    other_worker = make_app(database_url, RECEIVER_ADMIN_PASSWORD="correct horse")
+    client = password_app.test_client()
+    log_in(client)
+    cookie = client.get_cookie("session").value
+    other = other_worker.test_client()
+    other.set_cookie("session", cookie)
+    assert other.get("/inboxes/default", environ_base=REMOTE).status_code == 200
+    restarted_with_new_password = make_app(database_url, RECEIVER_ADMIN_PASSWORD="new horse")
+    stale = restarted_with_new_password.test_client()
+    stale.set_cookie("session", cookie)
+    assert stale.get("/inboxes/default", environ_base=REMOTE).status_code == 302
 
 
 def test_login_never_redirects_off_site(password_app):

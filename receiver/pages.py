@@ -76,7 +76,9 @@ def security_headers(response: Response) -> Response:
             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # A link a sender put in a capture must not learn the dashboard's
+        # address; the dashboard itself gets it, which CSRF checks over HTTPS need.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
 
 

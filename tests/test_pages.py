@@ -411,6 +411,21 @@ def test_pages_carry_a_strict_content_security_policy(client):
     assert not re.search(r"<script(?![^>]*\bsrc=)", response.get_data(as_text=True))
 
 
+def test_forms_work_over_https_where_csrf_checks_the_referrer(client):
+    # Behind an HTTPS proxy, Flask-WTF refuses a form without a same-origin
+    # Referer; the pages' policy must let the browser send one to us.
+    page = client.get("/inboxes/default", base_url="https://localhost")
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page.get_data(as_text=True)).group(1)
+    form = {"csrf_token": token, "slug": "over-https"}
+    base = {"base_url": "https://localhost"}
+    assert client.post("/inboxes", data=form, **base).status_code == 400  # no Referer
+    sent = client.post(
+        "/inboxes", data=form, headers={"Referer": "https://localhost/"}, **base
+    )
+    assert sent.status_code == 303
+
+
 def test_raw_body_and_parts_download_as_attachments(client):
     data = bytes(range(256))
     capture_id = client.post(

@@ -10,7 +10,9 @@ import shutil
 import tempfile
 
 # Metrics from every worker are collected through files in this folder; it
-# must be set before prometheus_client is first imported.
+# must be set before prometheus_client is first imported. A folder given in
+# the environment is shared with whatever else is in it: only the metrics'
+# own files there are cleared, and the folder itself is kept.
 os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR",
     os.path.join(tempfile.gettempdir(), f"receiver-metrics-{os.getpid()}"),
@@ -20,6 +22,10 @@ import logging
 
 from receiver import wire
 from receiver.verification import HideSecretPairs
+
+_OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"] == os.path.join(
+    tempfile.gettempdir(), f"receiver-metrics-{os.getpid()}"
+)
 
 bind = os.environ.get("RECEIVER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RECEIVER_WORKERS", "2"))
@@ -70,11 +76,18 @@ for _name in ("gunicorn.error", "gunicorn.access"):
     logging.getLogger(_name).addFilter(HideSecretPairs())
 
 
+def _clear_metrics(folder: str) -> None:
+    """Remove the samples of an earlier run (prometheus_client's *.db files)."""
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+
+
 def on_starting(server):
     """Upgrade the schema and create the default inbox once, before workers fork."""
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    os.makedirs(metrics_dir)
+    os.makedirs(metrics_dir, exist_ok=True)
+    _clear_metrics(metrics_dir)
     from receiver import create_app
     from receiver.cli import setup_database
     from receiver.extensions import db
@@ -115,4 +128,8 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    elif os.path.isdir(metrics_dir):
+        _clear_metrics(metrics_dir)

@@ -390,3 +390,19 @@ def test_graceful_shutdown_finishes_captures_in_flight(tmp_path):
     with sqlite3.connect(server.database) as conn:
         stored = conn.execute("SELECT count(*) FROM capture WHERE id = ?", (capture_id,))
         assert stored.fetchone()[0] == 1
+
+
+def test_a_metrics_folder_given_in_the_environment_keeps_everything_but_its_samples(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("someone else's")
+    (shared / "stale_counter_123.db").write_bytes(b"from an earlier run")
+    server = LiveServer(ROOT, tmp_path, env={"PROMETHEUS_MULTIPROC_DIR": str(shared)})
+    try:
+        assert not (shared / "stale_counter_123.db").exists()
+        assert requests.post(f"{server.url}/hooks/default", timeout=10).status_code == 200
+        assert "receiver_captures_total" in requests.get(f"{server.url}/metrics", timeout=10).text
+    finally:
+        server.stop()
+    assert (shared / "notes.txt").read_text() == "someone else's"
+    assert not list(shared.glob("*.db"))

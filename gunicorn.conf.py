@@ -45,7 +45,7 @@ keepalive = int(os.environ.get("RECEIVER_KEEPALIVE", "5"))
 # fields over 8190 bytes and more than 100 headers are refused by gunicorn
 # itself (414/431/400, plain text), before anything can be captured.
 limit_request_line = int(os.environ.get("RECEIVER_LIMIT_REQUEST_LINE", "8190"))
-# "-": stderr; a path: that file; empty: no access log.
+# "-": stdout; a path: that file; empty: no access log.
 accesslog = os.environ.get("RECEIVER_ACCESS_LOG", "-") or None
 # One logfmt line per request: easy to read, easy to parse. No query string:
 # a delivery's secrettoken may be in it, and logs must never show one.

@@ -136,6 +136,11 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
             "listed last among the headers."
         )
         headers += trailers
+    if request.environ.get("receiver.target_hash"):
+        body.notes["target"] = (
+            "The request target held a '#', which a URL sent over HTTP may not; "
+            "it was kept as part of the path or query string, as sent."
+        )
     query = parse_pairs(request.query_string)
     return Reading(
         method=request.method,

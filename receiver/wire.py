@@ -7,7 +7,8 @@ header's original name in order, and passes the list to the app in the
 environ as `receiver.raw_headers` (and a chunked body's trailer fields, once
 read), headers gunicorn keeps from the app (names with `_`) included.
 gunicorn's own checks and policies still decide what is accepted, but for raw
-non-ASCII bytes in the request target (see TARGET_INVALID). It also gives
+non-ASCII bytes in the request target (see TARGET_INVALID); a `#` in the
+target is kept as an ordinary character (see _target_with_hash). It also gives
 gunicorn an access logger that escapes what it writes. Installed from
 gunicorn.conf.py.
 """
@@ -21,6 +22,9 @@ ENVIRON_KEY = "receiver.raw_headers"
 # A chunked body may end with trailer fields, known only once the body is read:
 # this environ entry is a function that gives them then (original names, in order).
 TRAILERS_KEY = "receiver.raw_trailers"
+# True when the request target held a `#`, kept as part of the path or query
+# string (see _target_with_hash); the capture notes it.
+HASH_KEY = "receiver.target_hash"
 
 
 def _wire_headers(data: bytes, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -60,6 +64,19 @@ def _path_info(path: str) -> str:
     return unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
 
 
+def _target_with_hash(uri: str) -> tuple[str, str]:
+    """(path, query string) of a request target holding a `#`, which is kept as
+    an ordinary character: the path runs up to the first `?`, the query string
+    is all after it. gunicorn splits the target as a URL, which takes the `#`
+    and all after it for a fragment, and WSGI drops the fragment."""
+    if not uri.startswith("/"):  # absolute-form: scheme and host go
+        after = uri.partition("://")[2]
+        cut = min((i for i in (after.find("/"), after.find("?")) if i >= 0), default=len(after))
+        uri = after[cut:]
+    path, _, query = uri.partition("?")
+    return path, query
+
+
 def install() -> None:
     from gunicorn.http import errors, message, wsgi
 
@@ -87,7 +104,15 @@ def install() -> None:
         if raw is not None:
             environ[ENVIRON_KEY] = raw
             environ[TRAILERS_KEY] = lambda: getattr(req, "receiver_raw_trailers", [])
-        if not req.path.isascii() and not environ.get("SCRIPT_NAME"):
+        if req.fragment and (req.uri.startswith("/") or "://" in req.uri):
+            # A `#` sent in the target: part of the path or query, as sent.
+            path, environ["QUERY_STRING"] = _target_with_hash(req.uri)
+            script_name = environ.get("SCRIPT_NAME", "")
+            if script_name and path.startswith(script_name):
+                path = path[len(script_name) :]
+            environ["PATH_INFO"] = _path_info(path)
+            environ[HASH_KEY] = True
+        elif not req.path.isascii() and not environ.get("SCRIPT_NAME"):
             environ["PATH_INFO"] = _path_info(req.path)
         return resp, environ
 

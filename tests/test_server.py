@@ -406,3 +406,68 @@ def test_a_metrics_folder_given_in_the_environment_keeps_everything_but_its_samp
         server.stop()
     assert (shared / "notes.txt").read_text() == "someone else's"
     assert not list(shared.glob("*.db"))
+
+
+def _stored(server, answer: bytes) -> dict:
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    return requests.get(f"{server.url}/api/captures/{capture_id}", timeout=5).json()
+
+
+HASH_NOTE = "The request target held a '#'"
+
+
+def test_a_hash_in_the_request_target_is_kept_as_sent(live_server):
+    # `#` may not be sent in a target, but senders do (unescaped colours, anchors):
+    # it is an ordinary character, not the start of a fragment to drop.
+    end = b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    answer = raw_request(live_server, b"POST /hooks/default/colors?color=#ff0000&size=2" + end)
+    stored = _stored(live_server, answer)
+    assert stored["path"] == "/hooks/default/colors"
+    assert stored["query_string"] == "color=#ff0000&size=2"
+    assert [(p["name"], p["value"]) for p in stored["params"]] == [
+        ("color", "#ff0000"),
+        ("size", "2"),
+    ]
+    assert stored["notes"]["target"].startswith(HASH_NOTE)
+
+    stored = _stored(live_server, raw_request(live_server, b"GET /hooks/default/a#b/c?x=1" + end))
+    assert stored["path"] == "/hooks/default/a#b/c"
+    assert stored["subpath"] == "a#b/c"
+    assert stored["raw_path"] == "/hooks/default/a#b/c"
+    assert stored["query_string"] == "x=1"
+    assert stored["notes"]["target"].startswith(HASH_NOTE)
+
+    # Absolute-form, with percent-encoding and raw UTF-8 read as without a `#`.
+    stored = _stored(
+        live_server,
+        raw_request(
+            live_server, b"GET http://x/hooks/default/caf\xc3\xa9#%C3%A9?n=Jos%C3%A9#1" + end
+        ),
+    )
+    assert stored["path"] == "/hooks/default/café#é"
+    assert stored["subpath"] == "café#é"
+    assert stored["query_string"] == "n=Jos%C3%A9#1"
+    assert [(p["name"], p["value"]) for p in stored["params"]] == [("n", "José#1")]
+
+    stored = _stored(live_server, raw_request(live_server, b"GET /hooks/default/plain?x=1" + end))
+    assert "target" not in stored["notes"]
+
+
+def test_a_key_after_a_hash_in_the_query_is_masked_everywhere(live_server):
+    key = "hashkey-" + "5e1a9c0b77"
+    answer = raw_request(
+        live_server,
+        f"POST /hooks/default/k?a=#&secrettoken={key} HTTP/1.1\r\nHost: x\r\n"
+        "Content-Length: 0\r\nConnection: close\r\n\r\n".encode(),
+    )
+    stored = _stored(live_server, answer)
+    assert stored["query_string"].startswith("a=#&secrettoken=[secrettoken:")
+    assert [p["name"] for p in stored["params"]] == ["a", "secrettoken"]
+    assert stored["params"][0]["value"] == "#"
+    assert key not in str(stored)
+    deadline = time.monotonic() + 5
+    while f"capture={stored['id']} " not in live_server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"capture={stored['id']} " in live_server.log()
+    assert key not in live_server.log()

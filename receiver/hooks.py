@@ -17,6 +17,7 @@ from typing import AnyStr
 from flask import Blueprint, Request, Response, current_app, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import WebsocketMismatch
 
 from . import catalog, inboxes, metrics, relay, storage
 from .capture import (
@@ -361,10 +362,24 @@ def capture_any_slashes(exc: NotFound):
 @bp.app_errorhandler(MethodNotAllowed)
 def capture_unusual_method(exc: MethodNotAllowed):
     """Methods beyond the usual seven (PROPFIND, PURGE, ...) are captured too."""
+    return _capture_rerouted(exc)
+
+
+@bp.app_errorhandler(WebsocketMismatch)
+def capture_websocket_upgrade(exc: WebsocketMismatch):
+    """A request asking for a WebSocket (`Upgrade: websocket`) is captured like
+    any other and answered as one: no rule here is a WebSocket rule, so the
+    router refuses it with a 400."""
+    return _capture_rerouted(exc)
+
+
+def _capture_rerouted(exc: HTTPException):
+    """The capture for a request to a capture URL that the router refused for
+    its method or its WebSocket upgrade; else the error."""
     if request.path.startswith(bp.url_prefix + "/"):
         adapter = current_app.url_map.bind_to_environ(request.environ)
         try:
-            endpoint, args = adapter.match(method="POST")
+            endpoint, args = adapter.match(method="POST", websocket=False)
         except NotFound:
             target = _slashed_target()
             if target is not None:

@@ -946,3 +946,41 @@ def test_ids_are_handed_out_in_commit_order(app, client):
     delivering.join(30)
     assert answered["id"] > slow.capture_id
     connection.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "subpath"),
+    [
+        ("POST", "/hooks/default/ws", "ws"),
+        ("GET", "/hooks/default", ""),
+        ("PROPFIND", "/hooks/default/ws", "ws"),
+        ("POST", "/hooks/default/", ""),
+        ("POST", "/hooks/default//x", "/x"),
+    ],
+)
+def test_a_websocket_upgrade_request_is_captured_as_any_other(
+    client, fetch, method, path, subpath
+):
+    # No rule here is a WebSocket rule: the router alone would refuse it (400).
+    response = client.open(
+        path,
+        method=method,
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+        data=b"hi",
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "Upgrade" not in response.headers
+    stored = fetch(response.get_json()["id"])
+    assert (stored["method"], stored["path"], stored["subpath"]) == (method, path, subpath)
+    assert ["Upgrade", "websocket"] in stored["headers"]
+    assert ["Connection", "Upgrade"] in stored["headers"]
+    assert raw_body(stored) == b"hi"
+
+
+def test_a_websocket_upgrade_to_an_unknown_inbox_is_404_and_elsewhere_still_400(client):
+    response = client.get("/healthz", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert response.status_code == 400
+    response = client.post(
+        "/hooks/no-such-inbox/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade"}
+    )
+    assert response.status_code == 404

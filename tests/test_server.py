@@ -471,3 +471,23 @@ def test_a_key_after_a_hash_in_the_query_is_masked_everywhere(live_server):
         time.sleep(0.05)
     assert f"capture={stored['id']} " in live_server.log()
     assert key not in live_server.log()
+
+
+def test_a_websocket_upgrade_request_is_captured_not_switched(live_server):
+    answer = raw_request(
+        live_server,
+        b"POST /hooks/default/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nContent-Length: 2\r\n\r\nhi",
+        end_sending=True,
+    )
+    head = answer.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nUpgrade:" not in head
+    stored = _stored(live_server, answer)
+    assert stored["subpath"] == "ws"
+    assert stored["headers"] == [
+        ["Host", "x"],
+        ["Upgrade", "websocket"],
+        ["Connection", "Upgrade"],
+        ["Content-Length", "2"],
+    ]
+    assert base64.b64decode(stored["body_base64"]) == b"hi"

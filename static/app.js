@@ -163,6 +163,8 @@
   // older" row, whose loading would push the detail further down.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.target.id !== "detail") return;
+    // On wide screens the pane scrolls on its own: a new capture shows from its top.
+    event.target.scrollTop = 0;
     var box = event.target.getBoundingClientRect();
     if (box.top < 0 || box.top > window.innerHeight / 2) {
       event.target.scrollIntoView({ block: "start" });

@@ -153,7 +153,10 @@
     var detail = document.querySelector(".capture-detail");
     var id = detail ? detail.dataset.captureId : null;
     document.querySelectorAll(".capture-row").forEach(function (row) {
-      row.classList.toggle("selected", row.dataset.captureId === id);
+      var selected = row.dataset.captureId === id;
+      row.classList.toggle("selected", selected);
+      if (selected) row.setAttribute("aria-current", "true");
+      else row.removeAttribute("aria-current");
     });
   }
   document.addEventListener("htmx:afterSettle", markSelected);

@@ -3,9 +3,20 @@
 (function () {
   "use strict";
 
+  // Screen readers hear what changed out of sight through one polite live region.
+  // Emptied first, so the same message twice is said twice.
+  function announce(message) {
+    var region = document.getElementById("announce");
+    if (!region) return;
+    region.textContent = "";
+    clearTimeout(announce.timer);
+    announce.timer = setTimeout(function () { region.textContent = message; }, 100);
+  }
+
   function copyText(text, button) {
     function done() {
       var label = button.textContent;
+      announce("Copied");
       button.classList.add("copied");
       button.textContent = "Copied";
       setTimeout(function () {
@@ -49,9 +60,11 @@
     return !!(box && box.checked);
   }
 
+  // The status is a live region: the same text is not written again (a stream
+  // reconnects every minute), so only real changes are announced.
   function setStatus(state) {
     var status = document.getElementById("live-status");
-    if (!status) return;
+    if (!status || status.textContent === state) return;
     status.classList.remove("paused", "offline");
     if (state !== "live") status.classList.add(state);
     status.textContent = state;
@@ -161,6 +174,43 @@
   }
   document.addEventListener("htmx:afterSettle", markSelected);
 
+  // New captures arriving live are announced, summed, at most every 5 seconds.
+  var rowsBefore = 0;
+  var arrived = 0;
+  var arrivalTimer = null;
+  var lastArrival = 0;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "rows") {
+      rowsBefore = document.querySelectorAll("#rows .capture-row").length;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.target.id !== "rows") return;
+    var added = document.querySelectorAll("#rows .capture-row").length - rowsBefore;
+    if (added > 0) arrived += added;
+    if (arrived === 0 || arrivalTimer !== null) return;
+    arrivalTimer = setTimeout(function () {
+      announce(arrived === 1 ? "1 new capture" : arrived + " new captures");
+      arrived = 0;
+      arrivalTimer = null;
+      lastArrival = Date.now();
+    }, Math.max(0, lastArrival + 5000 - Date.now()));
+  });
+
+  // A filter's result: how many captures it shows (a full page has more to load), or why none.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.target.id !== "capture-list") return;
+    var shown = document.querySelectorAll("#rows .capture-row").length;
+    var empty = document.getElementById("empty-list");
+    if (!shown && empty) {
+      announce(empty.textContent.replace(/\s+/g, " ").trim());
+    } else if (document.querySelector("#rows .load-more")) {
+      announce(shown + " or more captures shown");
+    } else {
+      announce(shown === 1 ? "1 capture shown" : shown + " captures shown");
+    }
+  });
+
   // When the detail pane sits below the list (narrow screens), bring its top
   // into view. At once, not smoothly: a smooth scroll passes the list's "load
   // older" row, whose loading would push the detail further down.
@@ -188,6 +238,10 @@
     if (event.target.id !== "detail") return;
     var heading = event.target.querySelector(".capture-detail h2");
     var trigger = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (trigger && trigger.hasAttribute("hx-delete")) {
+      var said = event.target.querySelector("[role=status]");
+      if (said) announce(said.textContent);
+    }
     if (heading && trigger && trigger.classList.contains("row-link")) {
       heading.setAttribute("tabindex", "-1");
       heading.focus({ preventScroll: true });

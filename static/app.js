@@ -79,16 +79,21 @@
     });
   });
 
+  var deleting = {};  // ids of captures this page asked to delete
+
   // Captures were removed elsewhere: the page says which rows it shows, and
   // which capture it has open, and is answered with those that are gone.
   document.addEventListener("htmx:configRequest", function (event) {
     if (!event.detail.elt || event.detail.elt.id !== "gone") return;
+    // Rows this page is deleting itself are left out: its own answer removes them.
     var shown = Array.from(document.querySelectorAll("#rows .capture-row"), function (row) {
       return row.dataset.captureId;
-    });
+    }).filter(function (id) { return !deleting[id]; });
     event.detail.formData.set("shown", shown.join(","));
     var open = document.querySelector("#detail .capture-detail");
-    if (open) event.detail.formData.set("open", open.dataset.captureId);
+    if (open && !deleting[open.dataset.captureId]) {
+      event.detail.formData.set("open", open.dataset.captureId);
+    }
   });
 
   // While paused, the live fetch of new rows and the check for removed ones are
@@ -243,6 +248,8 @@
   var focusAfterDelete = null;
   document.addEventListener("htmx:beforeRequest", function (event) {
     if (!event.detail.elt.hasAttribute("hx-delete")) return;
+    var detail = document.querySelector("#detail .capture-detail");
+    if (detail) deleting[detail.dataset.captureId] = true;
     var row = document.querySelector(".capture-row.selected");
     var next = row && (row.nextElementSibling || row.previousElementSibling);
     focusAfterDelete = next ? next.id : null;

@@ -23,6 +23,8 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
+from . import wire
+
 try:  # how gunicorn reports a malformed chunked body
     from gunicorn.http.errors import ParseException as _FramingError
 except ImportError:  # pragma: no cover - another server
@@ -120,7 +122,7 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
     received_at = received_at or datetime.now(UTC).replace(tzinfo=None)
     raw = read_raw_body(request.environ, request.max_content_length)
     headers = wire_headers(request.environ, request.headers)
-    trailers = request.environ.get("receiver.raw_trailers", list)()
+    trailers = request.environ.get(wire.TRAILERS_KEY, list)()
     content_type = request.headers.get("Content-Type", "")
     content_encoding = request.headers.get("Content-Encoding", "")
     body = read_body(
@@ -136,7 +138,7 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
             "listed last among the headers."
         )
         headers += trailers
-    if request.environ.get("receiver.target_hash"):
+    if request.environ.get(wire.HASH_KEY):
         body.notes["target"] = (
             "The request target held a '#', which a URL sent over HTTP may not; "
             "it was kept as part of the path or query string, as sent."
@@ -243,7 +245,7 @@ def wire_headers(environ, headers: Headers) -> list[tuple[str, str]]:
     included, is in the environ; elsewhere WSGI has already folded names to
     Title-Case and joined repeats, which is the best that can be recovered.
     """
-    raw = environ.get("receiver.raw_headers")
+    raw = environ.get(wire.ENVIRON_KEY)
     if raw is not None:
         return list(raw)
     return list(headers.items())

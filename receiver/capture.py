@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import quote, unquote_to_bytes, urlsplit
+from urllib.parse import quote, unquote_to_bytes
 
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
@@ -172,7 +172,7 @@ def raw_path(environ, path: str) -> str:
     """The path exactly as the request line had it (gunicorn's RAW_URI)."""
     uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
     if "://" in uri.split("?", 1)[0]:  # absolute-form request target
-        uri = urlsplit(uri).path
+        uri = wire.origin_form(uri)
     uri = uri.split("?", 1)[0]
     if not uri.isascii():  # raw bytes (Latin-1 text in WSGI), which senders write in UTF-8
         # Bytes that are not UTF-8 are written %XX, so none is lost.

@@ -64,16 +64,22 @@ def _path_info(path: str) -> str:
     return unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
 
 
+def origin_form(uri: str) -> str:
+    """A request target without the scheme and host of its absolute form
+    (`http://host/p?q` is `/p?q`), every other character kept, `#` included."""
+    if uri.startswith("/"):
+        return uri
+    after = uri.partition("://")[2]
+    cut = min((i for i in (after.find("/"), after.find("?")) if i >= 0), default=len(after))
+    return after[cut:]
+
+
 def _target_with_hash(uri: str) -> tuple[str, str]:
     """(path, query string) of a request target holding a `#`, which is kept as
     an ordinary character: the path runs up to the first `?`, the query string
     is all after it. gunicorn splits the target as a URL, which takes the `#`
     and all after it for a fragment, and WSGI drops the fragment."""
-    if not uri.startswith("/"):  # absolute-form: scheme and host go
-        after = uri.partition("://")[2]
-        cut = min((i for i in (after.find("/"), after.find("?")) if i >= 0), default=len(after))
-        uri = after[cut:]
-    path, _, query = uri.partition("?")
+    path, _, query = origin_form(uri).partition("?")
     return path, query
 
 

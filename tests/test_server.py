@@ -447,6 +447,7 @@ def test_a_hash_in_the_request_target_is_kept_as_sent(live_server):
     )
     assert stored["path"] == "/hooks/default/café#é"
     assert stored["subpath"] == "café#é"
+    assert stored["raw_path"] == "/hooks/default/café#%C3%A9"
     assert stored["query_string"] == "n=Jos%C3%A9#1"
     assert [(p["name"], p["value"]) for p in stored["params"]] == [("n", "José#1")]
 

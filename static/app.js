@@ -230,19 +230,6 @@
   });
   document.addEventListener("DOMContentLoaded", markSelected);
 
-  // The body block scrolls like the log and curl blocks, which take focus and a
-  // name in their markup; its <pre> tag is kept plain (it is matched verbatim
-  // elsewhere), so it gets them here.
-  function labelBody() {
-    document.querySelectorAll("pre.body-view:not([tabindex])").forEach(function (pre) {
-      pre.setAttribute("tabindex", "0");
-      pre.setAttribute("role", "group");
-      pre.setAttribute("aria-label", "Body");
-    });
-  }
-  document.addEventListener("DOMContentLoaded", labelBody);
-  document.addEventListener("htmx:afterSettle", labelBody);
-
   // Keyboard users land where they are going: in a capture they opened from the
   // list, and on the next row after deleting one (not back at the page's top).
   var focusAfterDelete = null;

@@ -378,7 +378,7 @@ def test_a_json_body_with_repeated_keys_is_shown_as_sent(client):
         "/hooks/default", data=body, content_type="application/json"
     ).get_json()["id"]
     html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
-    shown = html.split('<pre class="body-view json">', 1)[1].split("</pre>", 1)[0]
+    shown = html.split('<pre class="body-view json"', 1)[1].split(">", 1)[1].split("</pre>", 1)[0]
     assert "first-value" in shown and "second-value" in shown
 
 
@@ -389,7 +389,7 @@ def test_json_numbers_are_shown_as_sent(client):
         "/hooks/default", data=body, content_type="application/json"
     ).get_json()["id"]
     html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
-    shown = html.split('<pre class="body-view json">', 1)[1].split("</pre>", 1)[0]
+    shown = html.split('<pre class="body-view json"', 1)[1].split(">", 1)[1].split("</pre>", 1)[0]
     assert shown == (
         "{\n  &#34;price&#34;: 19.90,\n  &#34;huge&#34;: 1e400,"
         "\n  &#34;id&#34;: 12345678901234567890.5,\n  &#34;z&#34;: -0.000\n}"
@@ -420,9 +420,7 @@ def test_forms_work_over_https_where_csrf_checks_the_referrer(client):
     form = {"csrf_token": token, "slug": "over-https"}
     base = {"base_url": "https://localhost"}
     assert client.post("/inboxes", data=form, **base).status_code == 400  # no Referer
-    sent = client.post(
-        "/inboxes", data=form, headers={"Referer": "https://localhost/"}, **base
-    )
+    sent = client.post("/inboxes", data=form, headers={"Referer": "https://localhost/"}, **base)
     assert sent.status_code == 303
 
 

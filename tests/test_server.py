@@ -32,6 +32,17 @@ def raw_request(server, data: bytes, *, end_sending: bool = False) -> bytes:
     return b"".join(chunks)
 
 
+def capture_id_of(answer: bytes) -> int:
+    return int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+
+
+def wait_for_log(server, text: str, seconds: float = 5) -> None:
+    """Until the server's log shows `text` (its lines are written a moment after the answer)."""
+    deadline = time.monotonic() + seconds
+    while text not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_readme_curl_example_is_captured_logged_masked_and_readable(live_server):
     result = subprocess.run(
         [
@@ -55,9 +66,7 @@ def test_readme_curl_example_is_captured_logged_masked_and_readable(live_server)
     assert {"source": "post", "name": "redirects", "value": "3"} in stored["params"]
 
     # The server log shows the platform script's lines, the secret masked.
-    deadline = time.monotonic() + 5
-    while "redirects: 3" not in live_server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_log(live_server, "redirects: 3")
     log = live_server.log()
     assert "Fired WebHook\nevent: QR_CODE_SCANNED\nsecrettoken: [secrettoken:" in log
     assert "secrettoken: abc" not in log
@@ -70,9 +79,7 @@ def test_the_access_log_never_shows_a_secret_sent_in_the_path(live_server):
         f"{live_server.url}/hooks/default/by/{key}/x", data={"secrettoken": key}, timeout=5
     )
     capture_id = response.json()["id"]
-    deadline = time.monotonic() + 5
-    while f"capture={capture_id} " not in live_server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_log(live_server, f"capture={capture_id} ")
     line = next(line for line in live_server.log().splitlines() if f"capture={capture_id} " in line)
     assert 'path="/hooks/default/by/[secrettoken:' in line
     # Refused deliveries too: an unknown inbox, a body over the limit.
@@ -94,9 +101,7 @@ def test_the_access_log_never_shows_a_secret_sent_in_the_path(live_server):
     other = "segmentkey-" + "c4e1a9f07b"
     answer = requests.post(f"{live_server.url}/hooks/typo/secrettoken/{other}", timeout=5)
     assert answer.status_code == 404
-    deadline = time.monotonic() + 5
-    while "/hooks/typo/" not in live_server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_log(live_server, "/hooks/typo/")
     assert 'path="/hooks/typo/secrettoken/[secrettoken:' in live_server.log()
     assert other not in live_server.log()
 
@@ -107,10 +112,8 @@ def test_a_request_path_cannot_forge_or_break_an_access_log_line(live_server):
         b"POST /hooks/default/v%0D%0Aat=access%20forged=1%00%5C%22q%C2%85%E2%80%A8 HTTP/1.1\r\n"
         b"Host: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     )
-    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
-    deadline = time.monotonic() + 5
-    while f"capture={capture_id} " not in live_server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    capture_id = capture_id_of(answer)
+    wait_for_log(live_server, f"capture={capture_id} ")
     lines = [line for line in live_server.log().splitlines() if "at=access" in line]
     line = next(line for line in lines if f"capture={capture_id} " in line)
     # U+0085 and U+2028 are line breaks to some readers too. gunicorn hands the
@@ -143,9 +146,7 @@ def test_the_server_log_never_shows_a_secret_in_a_user_agent_or_a_refused_reques
         b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     assert answer.startswith(b"HTTP/1.1 400")
-    deadline = time.monotonic() + 5
-    while "Invalid request" not in live_server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_log(live_server, "Invalid request")
     log = live_server.log()
     line = next(line for line in log.splitlines() if f"capture={capture_id} " in line)
     assert 'agent="agent-[secrettoken:' in line
@@ -161,7 +162,7 @@ def test_raw_utf8_in_a_url_is_captured_as_sent(live_server):
         b"HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     )
     assert answer.startswith(b"HTTP/1.1 200")
-    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    capture_id = capture_id_of(answer)
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
     assert stored["subpath"] == "café/été"
     assert stored["path"] == "/hooks/default/café/été"
@@ -175,7 +176,7 @@ def test_raw_utf8_in_a_url_is_captured_as_sent(live_server):
         live_server,
         b"GET /hooks/default/\xff/\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
-    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    capture_id = capture_id_of(answer)
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
     assert stored["raw_path"] == "/hooks/default/%FF/%FE"
 
@@ -199,7 +200,7 @@ def test_headers_keep_their_case_order_and_repeats(live_server):
         b"Connection: close\r\n\r\n" + body,
     )
     assert answer.startswith(b"HTTP/1.1 200")
-    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    capture_id = capture_id_of(answer)
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
     names = [name for name, _value in stored["headers"]]
     assert names[:4] == ["Host", "X-GitHub-Event", "x-lower-case", "X-Repeat"]
@@ -237,7 +238,7 @@ def test_chunked_body_is_captured_byte_for_byte(live_server):
         + b"0\r\n\r\n",
     )
     assert answer.startswith(b"HTTP/1.1 200")
-    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    capture_id = capture_id_of(answer)
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
     assert base64.b64decode(stored["body_base64"]) == payload
 
@@ -256,7 +257,7 @@ def test_chunked_trailer_fields_are_kept_after_the_headers_with_a_note(live_serv
         + b"\r\n\r\n",
     )
     assert answer.startswith(b"HTTP/1.1 200")
-    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    capture_id = capture_id_of(answer)
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=5).json()
     assert stored["headers"][-2] == ["X-Body-Sig", "sha256=abc123"]
     name, value = stored["headers"][-1]
@@ -410,7 +411,7 @@ def test_a_metrics_folder_given_in_the_environment_keeps_everything_but_its_samp
 
 def _stored(server, answer: bytes) -> dict:
     assert answer.startswith(b"HTTP/1.1 200"), answer
-    capture_id = int(answer.split(b"X-Capture-Id: ")[1].split(b"\r\n")[0])
+    capture_id = capture_id_of(answer)
     return requests.get(f"{server.url}/api/captures/{capture_id}", timeout=5).json()
 
 
@@ -467,9 +468,7 @@ def test_a_key_after_a_hash_in_the_query_is_masked_everywhere(live_server):
     assert [p["name"] for p in stored["params"]] == ["a", "secrettoken"]
     assert stored["params"][0]["value"] == "#"
     assert key not in str(stored)
-    deadline = time.monotonic() + 5
-    while f"capture={stored['id']} " not in live_server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_log(live_server, f"capture={stored['id']} ")
     assert f"capture={stored['id']} " in live_server.log()
     assert key not in live_server.log()
 

@@ -108,16 +108,36 @@ def app_config():
     return {}
 
 
-@pytest.fixture
-def app(database_url, app_config):
-    app = make_app(database_url, **app_config)
-    yield app
+def close_app(app) -> None:
+    """Stop an app's threads and close its database connections."""
     for name in ("receiver.writer", "receiver.watcher"):
         if name in app.extensions:
             app.extensions[name].close()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url, app_config):
+    app = make_app(database_url, **app_config)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def another_app(database_url):
+    """More apps on the test's database, as other gunicorn workers or a
+    restarted server would be; each is closed after the test."""
+    made = []
+
+    def make(**overrides):
+        made.append(make_app(database_url, **overrides))
+        return made[-1]
+
+    yield make
+    for app in made:
+        close_app(app)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import make_app
 
 from receiver import access, storage
 from receiver.access import attempts
@@ -359,17 +358,17 @@ def log_in(client, password="correct horse"):
 
 
 def test_a_login_holds_on_every_worker_and_ends_when_the_password_changes(
-    database_url, password_app
+    another_app, password_app
 ):
     # gunicorn's workers each build the app: each hashes the password with its own salt.
-    other_worker = make_app(database_url, RECEIVER_ADMIN_PASSWORD="correct horse")
+    other_worker = another_app(RECEIVER_ADMIN_PASSWORD="correct horse")
     client = password_app.test_client()
     log_in(client)
     cookie = client.get_cookie("session").value
     other = other_worker.test_client()
     other.set_cookie("session", cookie)
     assert other.get("/inboxes/default", environ_base=REMOTE).status_code == 200
-    restarted_with_new_password = make_app(database_url, RECEIVER_ADMIN_PASSWORD="new horse")
+    restarted_with_new_password = another_app(RECEIVER_ADMIN_PASSWORD="new horse")
     stale = restarted_with_new_password.test_client()
     stale.set_cookie("session", cookie)
     assert stale.get("/inboxes/default", environ_base=REMOTE).status_code == 302

@@ -124,13 +124,23 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
     headers = wire_headers(request.environ, request.headers)
     trailers = request.environ.get(wire.TRAILERS_KEY, list)()
     content_type = request.headers.get("Content-Type", "")
-    content_encoding = request.headers.get("Content-Encoding", "")
+    # Codings still on the bytes as read: the content codings, then transfer
+    # codings but chunked (the server undid only that one).
+    transfer = _transfer_codings(request.headers.get("Transfer-Encoding", ""))
+    content_encoding = ", ".join(
+        filter(None, [request.headers.get("Content-Encoding", ""), *transfer])
+    )
     body = read_body(
         raw,
         content_type,
         content_encoding,
         limit=(request.max_content_length or len(raw) or 1) * MAX_DECODED_FACTOR,
     )
+    if transfer:
+        body.notes["transfer"] = (
+            f"Transfer-Encoding {', '.join(transfer)} is read as a content coding "
+            "would be; the bytes are kept as received."
+        )
     if trailers:
         names = ", ".join(dict.fromkeys(name for name, _value in trailers))
         body.notes["trailers"] = (
@@ -160,6 +170,14 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
         query=query,
         params=merge_params(body, query),
     )
+
+
+def _transfer_codings(transfer_encoding: str) -> list[str]:
+    return [
+        coding
+        for coding in (c.strip().lower() for c in transfer_encoding.split(","))
+        if coding and coding != "chunked"
+    ]
 
 
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte surrogateescape could not read

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import socket
 import sqlite3
 import subprocess
@@ -491,3 +492,24 @@ def test_a_websocket_upgrade_request_is_captured_not_switched(live_server):
         ["Content-Length", "2"],
     ]
     assert base64.b64decode(stored["body_base64"]) == b"hi"
+
+
+def test_a_body_gzipped_as_a_transfer_coding_is_read_and_its_key_masked(live_server):
+    key = "tekey-" + "8d1f0c6a2b"
+    packed = gzip.compress(f"event=LEAD_CREATED&secrettoken={key}&email=a@example.com".encode())
+    answer = raw_request(
+        live_server,
+        b"POST /hooks/default/te HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n"
+        + b"%x\r\n" % len(packed)
+        + packed
+        + b"\r\n0\r\n\r\n",
+    )
+    stored = _stored(live_server, answer)
+    assert ["event", "LEAD_CREATED"] in [[p["name"], p["value"]] for p in stored["params"]]
+    assert stored["event_type"] == "LEAD_CREATED"
+    assert "Transfer-Encoding gzip" in stored["notes"]["transfer"]
+    body = base64.b64decode(stored["body_base64"])
+    assert key.encode() not in gzip.decompress(body)
+    assert key not in str(stored)

@@ -8,6 +8,7 @@ enough to tell which key a delivery used without revealing it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -554,11 +555,25 @@ def hide_secret_pairs(text: str) -> str:
 
 
 class HideSecretPairs(logging.Filter):
-    """Masks `secrettoken=` values in a logger's records (gunicorn's own log
-    lines quote refused request lines whole, query string and all)."""
+    """Masks secrettoken values in a logger's records: gunicorn's own log
+    lines quote a refused request line whole, path and query string and all.
+    The values are found as a delivery's are (NameScan: form pairs, bracketed
+    and JSON names, path segments; percent-encoded names too) and hidden in
+    every spelling."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if SECRET_PARAM in message.lower():
-            record.msg, record.args = hide_secret_pairs(message), ()
+        data = message.encode("utf-8", "surrogateescape")
+        decoded = unquote_to_bytes(data)  # `secret%74oken=` names it too
+        if not names_secrettoken(decoded):
+            return True
+        scan = NameScan()
+        with contextlib.suppress(TooManySecrets):  # hide what was found so far
+            for text in dict.fromkeys((data, decoded)):
+                scan.text(text)
+                scan.text(text, path=True)
+        message = hide_secret_pairs(message)
+        for value in scan.values:
+            message = _text_pattern(value).sub("[hidden]", message)
+        record.msg, record.args = message, ()
         return True

@@ -513,3 +513,26 @@ def test_a_body_gzipped_as_a_transfer_coding_is_read_and_its_key_masked(live_ser
     body = base64.b64decode(stored["body_base64"])
     assert key.encode() not in gzip.decompress(body)
     assert key not in str(stored)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/hooks/default/secrettoken/{key}\x01",
+        b"/hooks/default?data[secrettoken]={key}\x01",
+        b"/hooks/default?secret%74oken={key}\x01",
+        b'/hooks/default?d={{"secrettoken":"{key}"}}\x01',
+    ],
+)
+def test_a_refused_request_line_is_logged_without_its_key_in_any_form(live_server, target):
+    key = "refusedkey-" + "7f3b91c2d4"
+    answer = raw_request(
+        live_server,
+        b"GET "
+        + target.replace(b"{key}", key.encode()).replace(b"{{", b"{").replace(b"}}", b"}")
+        + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 400")
+    wait_for_log(live_server, "[hidden]")
+    assert "[hidden]" in live_server.log()
+    assert key not in live_server.log()

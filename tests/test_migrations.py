@@ -129,3 +129,24 @@ def test_upgrading_sqlite_keeps_inboxes_and_never_gives_a_deleted_inbox_id_again
     assert next_id == newest_id + 1
     # The slug stays unique after the rebuild.
     assert client.post("/api/inboxes", json={"slug": "next"}).status_code == 422
+
+
+def test_downgrading_sqlite_to_the_first_schema_keeps_captures_and_secrets(tmp_path):
+    path = tmp_path / "down.sqlite3"
+
+    def secret(client):
+        body = {"label": "prod", "secret": "qrp_live_down_0123456789"}
+        assert client.post("/api/inboxes/default/secrets", json=body).status_code == 201
+
+    app, _client = _at_0003(path, captures=3, setup=secret)
+    owned = ("capture", "expected_secret", "capture_count")
+    with sqlite3.connect(path) as con:
+        before = {table: con.execute(f"SELECT count(*) FROM {table}").fetchone() for table in owned}
+    assert before["capture"] == (3,)
+    with app.app_context():
+        downgrade(revision="0001_initial")
+    with sqlite3.connect(path) as con:
+        after = {table: con.execute(f"SELECT count(*) FROM {table}").fetchone() for table in owned}
+        version = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    assert version == "0001_initial"
+    assert after == before

@@ -322,7 +322,7 @@ def export(slug: str):
     if kind not in exports.FORMATS:
         abort(400, description=f"format must be one of {', '.join(exports.FORMATS)}.")
     mimetype, extension, writer = exports.FORMATS[kind]
-    base_url = request.host_url
+    base_url = request.url_root  # with a proxy's path prefix, as senders address it
     response = Response(stream_with_context(writer(inbox, base_url)), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{inbox.slug}.{extension}"'
     return response
@@ -331,4 +331,4 @@ def export(slug: str):
 @bp.get("/openapi.json")
 def openapi_document():
     """The OpenAPI 3.1 description of this API."""
-    return openapi.document()
+    return openapi.document(server=request.script_root or "/")

@@ -835,8 +835,9 @@ def paths() -> dict:
     }
 
 
-def document() -> dict:
-    """The document, a fresh copy each time (callers may change theirs)."""
+def document(server: str = "/") -> dict:
+    """The document, a fresh copy each time (callers may change theirs), for
+    the API served under `server` (a proxy's path prefix)."""
     return copy.deepcopy(
         {
             "openapi": "3.1.0",
@@ -849,7 +850,7 @@ def document() -> dict:
                 "`Authorization: Bearer <token>` (or use a dashboard login). Without a token, "
                 "POST and PATCH need a JSON body (415 otherwise).",
             },
-            "servers": [{"url": "/"}],
+            "servers": [{"url": server}],
             "security": [{"bearerAuth": []}, {}],
             "paths": paths(),
             "components": {

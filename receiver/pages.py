@@ -201,7 +201,8 @@ def _detail_context(inbox: Inbox, capture: Capture) -> dict:
         "body": present.body_view(capture),
         "event": present.event_view(capture),
         "log_lines": fired_webhook_lines(capture.param_list),
-        "curl": present.curl_command(capture, request.host_url),
+        # Behind a proxy's path prefix, the address the sender used carries it.
+        "curl": present.curl_command(capture, request.url_root),
         "attempts": relay.attempts(capture.id),
         # A wrong key is easier to tell apart from the right ones side by side.
         "compared": inboxes.secrets_of(inbox) if capture.verdict == MISMATCH else [],
@@ -507,7 +508,9 @@ def _own_capture_url(slug: str, event: str) -> str | None:
         return None
     host, port = sock.getsockname()[:2]
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}" + url_for("hooks.capture", inbox=slug, rest=event)
+    # Straight to this server, so without a proxy's path prefix.
+    path = url_for("hooks.capture", inbox=slug, rest=event).removeprefix(request.script_root)
+    return f"http://{host}:{port}" + path
 
 
 @bp.post("/inboxes/<slug>/send-test")

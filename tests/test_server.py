@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 import socket
 import sqlite3
 import subprocess
@@ -536,3 +537,36 @@ def test_a_refused_request_line_is_logged_without_its_key_in_any_form(live_serve
     wait_for_log(live_server, "[hidden]")
     assert "[hidden]" in live_server.log()
     assert key not in live_server.log()
+
+
+def test_behind_a_proxy_path_prefix_the_addresses_it_gives_carry_it(tmp_path):
+    server = LiveServer(ROOT, tmp_path, env={"RECEIVER_TRUSTED_PROXIES": "1"})
+    # What a proxy serving the receiver at https://localhost/recv/ adds.
+    proxied = {
+        "X-Forwarded-For": "127.0.0.1",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "localhost",
+        "X-Forwarded-Prefix": "/recv",
+    }
+    session = requests.Session()
+    session.headers.update(proxied)
+    try:
+        page = session.get(f"{server.url}/inboxes/default", timeout=10).text
+        token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+        # "Send a test event" goes straight to this server, without the prefix.
+        sent = session.post(
+            f"{server.url}/inboxes/default/send-test",
+            data={"event": "LEAD_CREATED", "encoding": "form", "secret_case": "none"},
+            headers={"X-CSRFToken": token, "HX-Request": "true", "Referer": "https://localhost/"},
+            timeout=10,
+        )
+        capture_id = int(re.search(r"capture #(\d+)", sent.text).group(1))
+        detail = session.get(f"{server.url}/inboxes/default/captures/{capture_id}", timeout=10)
+        assert "https://localhost/recv/hooks/default/LEAD_CREATED" in detail.text  # Copy as cURL
+        har = session.get(f"{server.url}/api/inboxes/default/export?format=har", timeout=10)
+        urls = [entry["request"]["url"] for entry in har.json()["log"]["entries"]]
+        assert urls == ["https://localhost/recv/hooks/default/LEAD_CREATED"]
+        document = session.get(f"{server.url}/api/openapi.json", timeout=10).json()
+        assert document["servers"] == [{"url": "/recv"}]
+    finally:
+        server.stop()

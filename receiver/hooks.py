@@ -130,7 +130,13 @@ def _capture(app, req: Request, inbox: str, rest: str):
             box = storage.inbox_config(inbox, 0)
         else:
             metrics.rejected("unknown_inbox")
-            return error_response(404, "unknown_inbox", f"No inbox named {inbox!r}.")
+            message = f"No inbox named {inbox!r}."
+            if config["RECEIVER_AUTO_CREATE_INBOXES"]:
+                message += (
+                    " Inboxes are made on first delivery only for names of lowercase letters,"
+                    " digits, '-' and '_' (up to 64, starting with a letter or digit)."
+                )
+            return error_response(404, "unknown_inbox", message)
 
     prepared = _prepare(req, rest, box, config)
     if isinstance(prepared, Response):

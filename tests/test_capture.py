@@ -626,8 +626,10 @@ def test_auto_creation_makes_unknown_inboxes(client, fetch):
     response = client.post("/hooks/acme-prod/QR_CODE_SCANNED", data={"a": "1"})
     assert response.status_code == 200
     assert fetch(response.get_json()["id"])["inbox"] == "acme-prod"
-    # Names that would make unreadable URLs are still refused.
-    assert client.post("/hooks/Not%20A%20Slug").status_code == 404
+    # Names that would make unreadable URLs are still refused, and told why.
+    refused = client.post("/hooks/Not%20A%20Slug")
+    assert refused.status_code == 404
+    assert "only for names of lowercase letters" in refused.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize("app_config", [{"RECEIVER_INBOX_CAPACITY": 3}])

@@ -19,9 +19,13 @@ MIGRATIONS = str(ROOT / "migrations")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    # The SQLite file and secret_key live here; the default is `instance/`
+    # beside the code, which a read-only install cannot write.
+    instance = os.environ.get("RECEIVER_INSTANCE_PATH", "").strip()
     app = Flask(
         __name__,
         instance_relative_config=True,
+        instance_path=os.path.abspath(instance) if instance else None,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )

@@ -570,3 +570,17 @@ def test_behind_a_proxy_path_prefix_the_addresses_it_gives_carry_it(tmp_path):
         assert document["servers"] == [{"url": "/recv"}]
     finally:
         server.stop()
+
+
+def test_the_instance_folder_can_be_put_elsewhere(tmp_path):
+    data = tmp_path / "data"
+    # No DATABASE_URL and no SECRET_KEY: both default to files in the instance folder.
+    env = {"RECEIVER_INSTANCE_PATH": str(data), "DATABASE_URL": "", "SECRET_KEY": ""}
+    server = LiveServer(ROOT, tmp_path, env=env)
+    try:
+        assert requests.post(f"{server.url}/hooks/default", timeout=10).status_code == 200
+    finally:
+        server.stop()
+    assert (data / "secret_key").is_file()
+    with sqlite3.connect(data / "receiver.sqlite3") as con:
+        assert con.execute("SELECT count(*) FROM capture").fetchone() == (1,)

@@ -61,8 +61,9 @@ def from_environment(instance_path: str) -> dict:
         "RECEIVER_AUTO_CREATE_INBOXES": _bool("RECEIVER_AUTO_CREATE_INBOXES", False),
         "RECEIVER_STALE_AFTER_SECONDS": _int("RECEIVER_STALE_AFTER_SECONDS", 300),
         "RECEIVER_FUTURE_SKEW_SECONDS": _int("RECEIVER_FUTURE_SKEW_SECONDS", 60),
-        "RECEIVER_SQLITE_SYNCHRONOUS": os.environ.get(
-            "RECEIVER_SQLITE_SYNCHRONOUS", "NORMAL"
+        # Empty, like every other setting, means the default.
+        "RECEIVER_SQLITE_SYNCHRONOUS": (
+            os.environ.get("RECEIVER_SQLITE_SYNCHRONOUS", "").strip() or "NORMAL"
         ).upper(),
         "RECEIVER_LOG_CAPTURES": _bool("RECEIVER_LOG_CAPTURES", True),
         # How long a worker may reuse an inbox's settings before reading them again.

@@ -17,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 import requests
-from conftest import ROOT, LiveServer
+from conftest import ROOT, LiveServer, make_app
+
+from receiver.extensions import db
 
 pytestmark = pytest.mark.slow
 
@@ -170,3 +172,15 @@ def test_a_capture_on_one_instance_wakes_streams_on_another(shared_database, tmp
             second.stop()
     finally:
         first.stop()
+
+
+@pytest.mark.parametrize(("value", "applied"), [("", 1), (" full ", 2), ("extra", 3)])
+def test_the_sqlite_synchronous_setting_is_applied_and_empty_means_normal(
+    tmp_path, monkeypatch, value, applied
+):
+    monkeypatch.setenv("RECEIVER_SQLITE_SYNCHRONOUS", value)
+    app = make_app(f"sqlite:///{tmp_path / 'sync.sqlite3'}")
+    with app.app_context():
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == applied
+        db.engine.dispose()

@@ -9,7 +9,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from . import inboxes, storage
 from .extensions import db
@@ -22,6 +22,13 @@ def setup_database() -> None:
     storage.ensure_default_inbox()
 
 
+def set_up_if_new() -> None:
+    """A command run before the server ever started sets the database up
+    first, as the server's start would (an older schema is left to it)."""
+    if not inspect(db.engine).has_table("alembic_version"):
+        setup_database()
+
+
 @click.command("setup")
 def setup_command():
     """Create or upgrade the database and the default inbox."""
@@ -29,7 +36,7 @@ def setup_command():
     click.echo("Database ready.")
 
 
-inbox_cli = AppGroup("inbox", help="Manage inboxes.")
+inbox_cli = AppGroup("inbox", help="Manage inboxes.", callback=with_appcontext(set_up_if_new))
 
 
 def _inbox_or_exit(slug: str) -> Inbox:
@@ -178,6 +185,7 @@ def enforce(slug: str, mode: str):
 @with_appcontext
 def purge_command():
     """Delete captures older than each inbox's retention (run it from cron)."""
+    set_up_if_new()
     total = 0
     for inbox in db.session.execute(
         select(Inbox).where(Inbox.retention_days.is_not(None))
@@ -189,7 +197,7 @@ def purge_command():
     click.echo(f"Purged {total} captures.")
 
 
-token_cli = AppGroup("token", help="Manage API tokens.")
+token_cli = AppGroup("token", help="Manage API tokens.", callback=with_appcontext(set_up_if_new))
 
 
 @token_cli.command("create")

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from . import catalog, outbound, relay, sender
+from .cli import set_up_if_new
 from .extensions import db
 from .models import Capture
 
@@ -158,6 +159,7 @@ def replay_command(capture_id: int, target: str, with_subpath: bool, secret: str
 
     Needs RECEIVER_OUTBOUND_ENABLED, and the target inside RECEIVER_OUTBOUND_ALLOW.
     """
+    set_up_if_new()
     capture = db.session.get(Capture, capture_id)
     if capture is None:
         raise click.ClickException(f"No capture with id {capture_id}.")

@@ -580,3 +580,15 @@ def test_request_latency_is_labelled_by_the_part_of_the_app(path, area):
     from receiver import metrics
 
     assert metrics.area(path) == area
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["inbox", "list"], ["inbox", "create", "first"], ["token", "create", "ci"], ["purge"]],
+)
+def test_commands_work_on_a_database_the_server_never_set_up(tmp_path, another_app, command):
+    app = another_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    result = app.test_cli_runner().invoke(args=command)
+    assert result.exit_code == 0, result.output
+    listed = app.test_cli_runner().invoke(args=["inbox", "list"])
+    assert listed.output.startswith("default\t")

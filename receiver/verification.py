@@ -563,6 +563,9 @@ class HideSecretPairs(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        # Cheap for the usual line (every access-log line passes here).
+        if SECRET_PARAM not in message.lower() and "%" not in message:
+            return True
         data = message.encode("utf-8", "surrogateescape")
         decoded = unquote_to_bytes(data)  # `secret%74oken=` names it too
         if not names_secrettoken(decoded):
@@ -571,9 +574,13 @@ class HideSecretPairs(logging.Filter):
         with contextlib.suppress(TooManySecrets):  # hide what was found so far
             for text in dict.fromkeys((data, decoded)):
                 scan.text(text)
-                scan.text(text, path=True)
+                # A path is one word of the line: its value ends where the word does.
+                for word in text.split():
+                    if names_secrettoken(word):
+                        scan.text(word.strip(b"'\""), path=True)
         message = hide_secret_pairs(message)
         for value in scan.values:
-            message = _text_pattern(value).sub("[hidden]", message)
+            if not value.startswith(("[secrettoken:", "[hidden]")):  # masked already
+                message = _text_pattern(value).sub("[hidden]", message)
         record.msg, record.args = message, ()
         return True

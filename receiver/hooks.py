@@ -132,10 +132,8 @@ def _capture(app, req: Request, inbox: str, rest: str):
             metrics.rejected("unknown_inbox")
             message = f"No inbox named {inbox!r}."
             if config["RECEIVER_AUTO_CREATE_INBOXES"]:
-                message += (
-                    " Inboxes are made on first delivery only for names of lowercase letters,"
-                    " digits, '-' and '_' (up to 64, starting with a letter or digit)."
-                )
+                rule = inboxes.SLUG_RULE
+                message += f" Inboxes are made on first delivery only for names of {rule}."
             return error_response(404, "unknown_inbox", message)
 
     prepared = _prepare(req, rest, box, config)

@@ -89,13 +89,14 @@ def random_slug() -> str:
     return secrets.token_hex(12)
 
 
+# What storage.SLUG allows, in words.
+SLUG_RULE = "1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+
+
 def check_slug(slug, *, field: str = "slug") -> str:
     slug = slug.strip() if isinstance(slug, str) else ""
     if not storage.SLUG.match(slug):
-        raise SettingsError(
-            field,
-            "use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit",
-        )
+        raise SettingsError(field, f"use {SLUG_RULE}")
     return slug
 
 

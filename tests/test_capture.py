@@ -629,7 +629,7 @@ def test_auto_creation_makes_unknown_inboxes(client, fetch):
     # Names that would make unreadable URLs are still refused, and told why.
     refused = client.post("/hooks/Not%20A%20Slug")
     assert refused.status_code == 404
-    assert "only for names of lowercase letters" in refused.get_json()["error"]["message"]
+    assert "only for names of 1-64 lower-case letters" in refused.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize("app_config", [{"RECEIVER_INBOX_CAPACITY": 3}])

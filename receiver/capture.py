@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote_to_bytes
 
+import brotli
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
@@ -35,7 +36,7 @@ FORM, QUERY, JSON_BODY = "post", "get", "json"
 
 # Bounds on work a body can cause; the body itself is already capped by
 # MAX_CONTENT_LENGTH while it is read.
-MAX_DECODED_FACTOR = 20  # a gzip body may inflate to 20x the body limit, no more
+MAX_DECODED_FACTOR = 20  # a compressed body may inflate to 20x the body limit, no more
 MAX_FORM_PARTS = 100_000
 MULTIPART_PIECE = 256 * 1024
 
@@ -329,6 +330,8 @@ def _decode(raw: bytes, content_encoding: str, limit: int, body: Body) -> bytes:
             tries = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
             if data[:1] != b"\x78":
                 tries.reverse()
+        elif coding == "br":
+            tries = [None]
         elif coding == "identity":
             continue
         else:
@@ -337,9 +340,12 @@ def _decode(raw: bytes, content_encoding: str, limit: int, body: Body) -> bytes:
         out = None
         for wbits in tries:  # the next only when zlib refuses the data from its start
             try:
-                out = _inflate(data, wbits, coding, limit, body, outermost=data is raw)
+                if wbits is None:
+                    out = _unbrotli(data, limit, body, outermost=data is raw)
+                else:
+                    out = _inflate(data, wbits, coding, limit, body, outermost=data is raw)
                 break
-            except zlib.error as exc:
+            except (zlib.error, brotli.error) as exc:
                 notes["encoding"] = f"{coding} body could not be decoded ({exc}); kept as received."
         if out is None:
             body.still_encoded = True
@@ -474,6 +480,103 @@ def _read_until_fault(inflater, piece, room: int) -> bytes:
     return b"".join(out)
 
 
+_BROTLI_STEP = (256, 64 * 1024)  # input fed per call: first, and at most
+
+
+def _unbrotli(data: bytes, limit: int, body: Body, outermost: bool) -> bytes | None:
+    """The br coding undone, or None (with a note) when none of it can be read;
+    like `_inflate` for one deflate stream: data cut short or broken is decoded
+    as far as it can be read, and bytes after the end of the data are set apart.
+
+    brotli says neither where its data ended nor where a fault lies, only that
+    a call failed: the piece that failed is gone over again a byte at a time.
+    Pieces are kept small for that, and output is bounded per call, so a body
+    that inflates past `limit` is stopped there.
+    """
+    view = memoryview(data)
+    decoder = brotli.Decompressor()
+    out: list[bytes] = []
+    pos, step, size = 0, _BROTLI_STEP[0], 0
+    end = error = None
+    while pos < len(view) and not decoder.is_finished():
+        piece = view[pos : pos + step]
+        try:
+            out.append(_brotli_feed(decoder, piece, limit - size + 1))
+        except brotli.error as exc:
+            read, end, error = _brotli_until_fault(view, pos, len(piece), limit - size + 1)
+            if end is None and error is None:
+                error = exc  # the piece failed as a whole only (not seen)
+            out.append(read)
+        size += len(out[-1])
+        if size > limit:
+            body.notes["encoding"] = (
+                f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
+            )
+            return None
+        if error is not None or end is not None:
+            break
+        pos += len(piece)
+        step = min(step * 2, _BROTLI_STEP[1])
+    if end is None and decoder.is_finished():
+        end = pos
+    read = b"".join(out)
+    if end is not None:
+        if end < len(view):
+            body.notes["encoding"] = (
+                f"{len(view) - end} byte(s) after the end of the br data are not part of it: "
+                "shown decoded without them; the raw body keeps them."
+            )
+            if outermost:
+                body.after_coded = bytes(view[end:])
+            else:  # inside another coding: a body stored again cannot keep them
+                body.decoded_partly = True
+        return read
+    if not read:
+        if error is not None:
+            raise error
+        body.notes["encoding"] = "br body is truncated; kept as received, not decoded."
+        return None
+    problem = f"broken ({error})" if error is not None else "truncated"
+    body.notes["encoding"] = (
+        f"br body is {problem}: shown decoded as far as it could be read; "
+        "the raw body is kept as received."
+    )
+    body.decoded_partly = True
+    return read
+
+
+def _brotli_feed(decoder, piece, room: int) -> bytes:
+    """All the output of one piece of input, stopping once it passes `room`."""
+    out = [decoder.process(piece, output_buffer_limit=room)]
+    size = len(out[0])
+    while not decoder.can_accept_more_data() and size < room:
+        out.append(decoder.process(b"", output_buffer_limit=room - size))
+        size += len(out[-1])
+    return b"".join(out)
+
+
+def _brotli_until_fault(view, start: int, length: int, room: int):
+    """The output of the piece at `start` up to its fault or to the end of the
+    data: (output, where the data ended or None, the error or None). A new
+    decoder goes over the data before the piece again; then a byte at a time."""
+    decoder = brotli.Decompressor()
+    if start:
+        _brotli_feed(decoder, view[:start], 1 << 62)
+    out: list[bytes] = []
+    size = 0
+    for at in range(start, start + length):
+        try:
+            out.append(_brotli_feed(decoder, view[at : at + 1], room - size))
+        except brotli.error as exc:
+            return b"".join(out), None, exc
+        size += len(out[-1])
+        if decoder.is_finished():
+            return b"".join(out), at + 1, None
+        if size >= room:
+            break
+    return b"".join(out), None, None
+
+
 _BOMS = {
     "utf-16": (b"\xfe\xff", "utf-16-be", "utf-16-le"),
     "utf-32": (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32-le"),
@@ -503,6 +606,8 @@ def encode(data: bytes, content_encoding: str) -> bytes:
             data = gzip.compress(data)
         elif coding == "deflate":
             data = zlib.compress(data)
+        elif coding == "br":
+            data = brotli.compress(data, quality=5)  # 11, the default, is very slow
     return data
 
 

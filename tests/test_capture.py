@@ -12,6 +12,7 @@ import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
+import brotli
 import pytest
 from conftest import capture_row
 from sqlalchemy import text
@@ -194,6 +195,31 @@ def test_undecodable_body_is_kept_raw_with_the_reason(client, fetch, encoding, b
     assert "encoding" in stored["notes"]
 
 
+def test_brotli_body_is_decoded_for_parsing_and_kept_raw(client, fetch):
+    plain = b'{"event": "QR_CODE_CREATED", "code": "7W", "user": "alice"}'
+    packed = brotli.compress(plain)
+    headers = {"Content-Type": "application/json", "Content-Encoding": "br"}
+    stored = fetch(client.post("/hooks/default", data=packed, headers=headers).get_json()["id"])
+    assert raw_body(stored) == packed
+    assert ("json", "code", "7W") in params_of(stored)
+    assert stored["event_type"] == "QR_CODE_CREATED"
+    assert stored["notes"] == {}
+    # Cut short, it is read as far as it goes; with bytes after it, they are said.
+    noise = base64.b64encode(bytes(range(256)) * 64).decode()  # compresses little
+    long = f"event=LEAD_CREATED&name=Ana&note={noise}".encode()
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    cut = brotli.compress(long)[:-100]
+    stored = fetch(client.post("/hooks/default", data=cut, headers=headers).get_json()["id"])
+    assert params_of(stored)[:2] == [("post", "event", "LEAD_CREATED"), ("post", "name", "Ana")]
+    assert "br body is truncated: shown decoded" in stored["notes"]["encoding"]
+    assert raw_body(stored) == cut
+    trailing = brotli.compress(b"event=LEAD_CREATED") + b"&junk=1"
+    stored = fetch(client.post("/hooks/default", data=trailing, headers=headers).get_json()["id"])
+    assert params_of(stored) == [("post", "event", "LEAD_CREATED")]
+    assert "7 byte(s) after the end of the br data" in stored["notes"]["encoding"]
+    assert raw_body(stored) == trailing
+
+
 def test_gzip_members_are_all_decoded_and_trailing_bytes_noted(client, fetch):
     # `cat a.gz b.gz` is a valid gzip file: gzip -d reads every member.
     packed = gzip.compress(b"event=LEAD_CREATED&a=1") + gzip.compress(b"&b=2")
@@ -230,12 +256,13 @@ def test_a_gzip_body_of_many_members_is_read_in_bounded_time_with_a_note(client,
     assert "10 byte(s) after the end of the gzip data" in stored["notes"]["encoding"]
 
 
-def test_gzip_bomb_is_not_inflated_past_the_limit(app, client, fetch):
-    app.config["MAX_CONTENT_LENGTH"] = 1024
-    bomb = gzip.compress(b"a" * 1024 * 1024)  # 1 MiB of 'a', about 1 KiB packed
+@pytest.mark.parametrize("coding", ["gzip", "br"])
+def test_a_compression_bomb_is_not_inflated_past_the_limit(app, client, fetch, coding):
+    compress = {"gzip": gzip.compress, "br": brotli.compress}[coding]
+    bomb = compress(b"a" * 1024 * 1024)  # 1 MiB of 'a', at most about 1 KiB packed
     assert len(bomb) <= 1024 * 2
     app.config["MAX_CONTENT_LENGTH"] = len(bomb) + 10
-    response = client.post("/hooks/default", data=bomb, headers={"Content-Encoding": "gzip"})
+    response = client.post("/hooks/default", data=bomb, headers={"Content-Encoding": coding})
     assert response.status_code == 200
     stored = fetch(response.get_json()["id"])
     assert "exceeds" in stored["notes"]["encoding"]

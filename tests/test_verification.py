@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 
+import brotli
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
@@ -153,8 +154,12 @@ def recovered_strings(document) -> list[str]:
     query = document["query_string"]
     out += [value for pair in parse_qsl(query, keep_blank_values=True) for value in pair]
     body = base64.b64decode(document["body_base64"])
+    coding = next((v for n, v in document["headers"] if n.lower() == "content-encoding"), "")
     if body[:2] == b"\x1f\x8b":
         body = gzip.decompress(body)  # every member
+    elif coding.strip().lower() == "br":
+        with contextlib.suppress(brotli.error):
+            body = brotli.decompress(body)
     with contextlib.suppress(ValueError):  # JSON in UTF-16 or UTF-32
         out.append(body.decode(json.detect_encoding(body)))
     body_text = body.decode("utf-8", errors="replace")
@@ -536,6 +541,11 @@ def carrier_gzip_form(client, secret):
     return post_compressed(client, gzip.compress(urlencode(delivery(secrettoken=secret)).encode()))
 
 
+def carrier_brotli_form(client, secret):
+    form = urlencode(delivery(secrettoken=secret)).encode()
+    return post_compressed(client, brotli.compress(form), "br")
+
+
 def carrier_json_utf16(client, secret):
     """JSON may be sent in UTF-16 (here with a byte-order mark) or UTF-32."""
     body = json.dumps(dict(delivery(secrettoken=secret)), ensure_ascii=False).encode("utf-16")
@@ -611,6 +621,7 @@ CARRIERS = {
     "header X-Echo": carrier_header,
     "gzip form": carrier_gzip_form,
     "gzip form, two members": carrier_gzip_members,
+    "brotli form": carrier_brotli_form,
     "json, UTF-16 with BOM": carrier_json_utf16,
     "json, UTF-32 big-endian": carrier_json_utf32_be,
     "json, key repeated": carrier_json_repeated_key,
@@ -911,8 +922,12 @@ def test_gzip_body_is_stored_masked_and_still_parses(runner, client, fetch, kind
 def undo_content_codings(data: bytes, content_encoding: str) -> bytes:
     """Decode a body as HTTP says: codings were applied in the listed order."""
     for coding in reversed([c.strip() for c in content_encoding.split(",") if c.strip()]):
-        data = gzip.decompress(data) if coding == "gzip" else zlib.decompress(data)
+        data = UNDO[coding](data)
     return data
+
+
+DO = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress}
+UNDO = {"gzip": gzip.decompress, "deflate": zlib.decompress, "br": brotli.decompress}
 
 
 def gzip_partly(data: bytes) -> bytes:
@@ -1031,6 +1046,39 @@ def test_bytes_after_gzip_data_are_kept_when_a_key_is_masked(runner, client, fet
     assert "followed by the bytes that came after" in document["notes"]["redaction"]
 
 
+def test_a_key_in_brotli_data_cut_short_is_read_and_never_stored_readable(
+    runner, client, fetch, database_url, caplog
+):
+    add_secret(runner, "prod", KEY)
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    noise = base64.b64encode(bytes(range(256)) * 64)  # compresses little
+    form = urlencode(delivery(secrettoken=KEY)).encode() + b"&note=" + noise
+    cut = brotli.compress(form)[:-200]
+    document = fetch(capture_id(post_compressed(client, cut, "br")))
+    assert document["secret"]["verdict"] == "verified"  # the key was read from the part
+    notes = document["notes"]
+    assert "br body is truncated: shown decoded as far as it could be read" in notes["encoding"]
+    assert "only what could be decoded is kept" in notes["redaction"]
+    stored = brotli.decompress(base64.b64decode(document["body_base64"]))
+    assert stored.startswith(b"event=QR_CODE_SCANNED&")
+    assert KEY.encode() not in stored
+    assert_secret_hidden(KEY, document, database_url, caplog.text)
+
+
+def test_bytes_after_brotli_data_are_set_apart_and_kept_when_a_key_is_masked(runner, client, fetch):
+    add_secret(runner, "prod", KEY)
+    packed = brotli.compress(urlencode(delivery(secrettoken=KEY)).encode())
+    document = fetch(capture_id(post_compressed(client, packed + b"TRAILING-BYTES-XYZ", "br")))
+    assert document["secret"]["verdict"] == "verified"
+    assert "18 byte(s) after the end of the br data" in document["notes"]["encoding"]
+    stored = base64.b64decode(document["body_base64"])
+    assert stored.endswith(b"TRAILING-BYTES-XYZ")
+    decoded = brotli.Decompressor().process(stored[: -len(b"TRAILING-BYTES-XYZ")])
+    assert decoded.startswith(b"event=QR_CODE_SCANNED&")
+    assert KEY.encode() not in decoded
+    assert "followed by the bytes that came after" in document["notes"]["redaction"]
+
+
 def test_multipart_part_sizes_are_those_stored_not_the_key_length(client, fetch):
     response = client.post(
         "/hooks/default",
@@ -1052,7 +1100,9 @@ def test_gzip_data_that_cannot_be_read_at_all_is_not_parsed_as_a_form(client, fe
     assert base64.b64decode(document["body_base64"]) == header_only
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate, gzip", "gzip, deflate"])
+@pytest.mark.parametrize(
+    "encoding", ["gzip", "deflate", "deflate, gzip", "gzip, deflate", "br", "br, gzip"]
+)
 def test_compressed_body_stored_masked_still_decodes_per_its_header(
     runner, client, fetch, encoding
 ):
@@ -1060,14 +1110,14 @@ def test_compressed_body_stored_masked_still_decodes_per_its_header(
     params = delivery(secrettoken=KEY)
     body = urlencode(params).encode()
     for coding in [c.strip() for c in encoding.split(",")]:
-        body = gzip.compress(body) if coding == "gzip" else zlib.compress(body)
+        body = DO[coding](body)
     response = post_compressed(client, body, encoding)
     document = fetch(capture_id(response))
     assert document["secret"]["verdict"] == "verified"
     assert ["Content-Encoding", encoding] in document["headers"]
     try:
         stored = undo_content_codings(base64.b64decode(document["body_base64"]), encoding)
-    except (OSError, zlib.error) as exc:
+    except (OSError, zlib.error, brotli.error) as exc:
         pytest.fail(f"stored body does not decode as Content-Encoding {encoding!r}: {exc}")
     assert KEY.encode() not in stored
     pairs = parse_qsl(stored.decode(), keep_blank_values=True)

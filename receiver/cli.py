@@ -87,7 +87,8 @@ def add_secret(slug: str, label: str, user: str | None, secret: str):
         row = inboxes.add_secret(inbox, label, secret, user)
     except inboxes.SettingsError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"Added secret {row.label!r} ({row.fingerprint}) to inbox {slug!r}.")
+    trimmed = " (the spaces around the key were left out)" if secret != secret.strip() else ""
+    click.echo(f"Added secret {row.label!r} ({row.fingerprint}) to inbox {slug!r}{trimmed}.")
 
 
 @inbox_cli.command("secrets")

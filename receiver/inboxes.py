@@ -368,10 +368,17 @@ def secrets_of(inbox: Inbox) -> list[ExpectedSecret]:
     )
 
 
+def trimmed(secret: str) -> str:
+    """A key as it is expected: spaces around it (a pasted key often brings one,
+    and it would turn every genuine delivery into "wrong key") left out."""
+    return secret.strip()
+
+
 def add_secret(inbox: Inbox, label: str, secret: str, user: str | None = None) -> ExpectedSecret:
     label = (_text("label", label, 100) or "").strip()
     if not label:
         raise SettingsError("label", "is required")
+    secret = trimmed(secret)
     if not secret:
         raise SettingsError("secret", "is required")
     if len(secret) > 1000:

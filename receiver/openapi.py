@@ -639,7 +639,12 @@ def paths() -> dict:
                                 "maxLength": 100,
                                 "pattern": r"^[^\r\n]*\S[^\r\n]*$",
                             },
-                            "secret": {"type": "string", "minLength": 1, "maxLength": 1000},
+                            "secret": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 1000,
+                                "description": "The key; spaces around it are left out.",
+                            },
                             "user": {
                                 "type": ["string", "null"],
                                 "maxLength": 200,

@@ -438,16 +438,15 @@ def settings(slug: str):
 @bp.post("/inboxes/<slug>/secrets")
 def add_secret(slug: str):
     inbox = _inbox_or_404(slug)
+    secret = request.form.get("secret", "")
     try:
         inboxes.add_secret(
-            inbox,
-            request.form.get("label", ""),
-            request.form.get("secret", ""),
-            request.form.get("user") or None,
+            inbox, request.form.get("label", ""), secret, request.form.get("user") or None
         )
     except inboxes.SettingsError as error:
         return _settings_page(inbox, error=error, status=422)
-    return redirect(url_for("pages.settings", slug=slug, saved="secret"), code=303)
+    saved = "secret-trimmed" if inboxes.trimmed(secret) != secret else "secret"
+    return redirect(url_for("pages.settings", slug=slug, saved=saved), code=303)
 
 
 @bp.post("/inboxes/<slug>/secrets/<int:secret_id>/remove")

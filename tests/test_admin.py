@@ -146,6 +146,23 @@ def test_secrets_are_added_and_removed_from_the_settings_page(client):
     assert 'data-secret-label="prod"' not in html
 
 
+def test_the_settings_page_says_when_it_left_out_spaces_around_a_key(client, runner):
+    page = "/inboxes/default/settings"
+    response = form_post(client, page, "/inboxes/default/secrets", label="prod", secret="k-123456 ")
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Secret added, without the spaces around it" in html
+    verified = client.post("/hooks/default", data={"secrettoken": "k-123456"}).get_json()["id"]
+    assert client.get(f"/api/captures/{verified}").get_json()["secret"]["verdict"] == "verified"
+    # The command line says so too.
+    result = runner.invoke(
+        args=["inbox", "add-secret", "default", "--label", "cli", "--secret", "  k-654321"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "the spaces around the key were left out" in result.output
+    verified = client.post("/hooks/default", data={"secrettoken": "k-654321"}).get_json()["id"]
+    assert client.get(f"/api/captures/{verified}").get_json()["secret"]["label"] == "cli"
+
+
 def test_the_settings_page_refuses_a_key_it_already_expects(client):
     page = "/inboxes/default/settings"
     form_post(client, page, "/inboxes/default/secrets", label="prod", secret="k-123456")

@@ -503,6 +503,20 @@ def test_add_secret_keeps_only_a_fingerprint_and_verifies_deliveries(client):
     assert verdicts == [("missing", None), ("mismatch", None), ("verified", "production")]
 
 
+def test_spaces_pasted_around_a_secret_are_left_out_so_the_key_itself_verifies(client):
+    # A key copied with a trailing space or a non-breaking one around it would
+    # otherwise make every genuine delivery a mismatch.
+    added = client.post(
+        "/api/inboxes/default/secrets", json={"label": "pasted", "secret": " sk_live_abcdef\u00a0 "}
+    )
+    assert added.status_code == 201
+    assert added.get_json()["fingerprint"].startswith("sk_l")
+    send(client, secrettoken="sk_live_abcdef")
+    assert [(c["verdict"], c["secret_label"]) for c in listed(client)["captures"]] == [
+        ("verified", "pasted")
+    ]
+
+
 def test_a_secret_for_one_user_verifies_only_that_user(client):
     response = client.post(
         "/api/inboxes/default/secrets",
@@ -524,6 +538,7 @@ def test_a_secret_for_one_user_verifies_only_that_user(client):
         ({"label": "a\nb", "secret": "abc"}, 422, "label:"),
         ({"label": "k"}, 422, "secret: is required"),
         ({"label": "k", "secret": ""}, 422, "secret: is required"),
+        ({"label": "k", "secret": " \t\u00a0"}, 422, "secret: is required"),
         ({"label": "k", "secret": "x" * 1001}, 422, "secret:"),
         ({"label": "k", "secret": "abc", "user": "u" * 201}, 422, "user:"),
         ({"label": 5, "secret": "abc"}, 400, "'label' must be a string"),

@@ -271,6 +271,8 @@ def curl_command(capture: Capture, base_url: str) -> str:
         parts += ["-X", capture.method]
     if _DOT_SEGMENT.search(capture.raw_path):
         parts.append("--path-as-is")  # else curl resolves /../ and /./ itself
+    if _GLOB.search(url):
+        parts.append("--globoff")  # else curl reads [a-z] and {a,b} as URL ranges and sets
     parts.append(_quote(url))
     sent = {name.lower() for name, _value in capture.header_list}
     for name, value in capture.header_list:
@@ -296,6 +298,7 @@ def curl_command(capture: Capture, base_url: str) -> str:
 
 _PLAIN = re.compile(r"^[\x20-\x7e]*$")
 _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
+_GLOB = re.compile(r"[][{}]")
 
 
 def _quote(text: str) -> str:

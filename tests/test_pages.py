@@ -625,6 +625,24 @@ def test_curl_command_keeps_dot_segments_as_sent(app, client, path, as_is):
     assert f" http://receiver.test{path} " in command
 
 
+@pytest.mark.parametrize(
+    ("target", "globoff"),
+    [
+        ("/hooks/default/a?secrettoken=k-123456789abc", True),
+        ("/hooks/default/[x]", True),
+        ("/hooks/default/a?b=c", False),
+    ],
+)
+def test_curl_command_turns_off_url_globbing_where_the_url_has_brackets(
+    app, client, target, globoff
+):
+    # The key in a query is stored as [secrettoken:...]: curl would read a range.
+    capture_id = client.get(target).get_json()["id"]
+    with app.app_context():
+        command = curl_command(db.session.get(Capture, capture_id), "http://receiver.test")
+    assert ("--globoff" in command) is globoff
+
+
 def test_curl_command_replays_method_path_query_headers_and_body(app, client):
     capture_id = client.patch(
         "/hooks/default/sub/path?a=1&b=two%20words",

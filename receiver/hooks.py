@@ -488,7 +488,7 @@ def build_row(
         "secret_label": verdict.label,
         "secret_fingerprint": verdict.fingerprint,
         "finding_count": sum(1 for f in findings if f.level != "info"),
-        "dedupe_key": _dedupe_key(event_type, first, params),
+        "dedupe_key": _dedupe_key(event_type, first, params, verdict.accepted),
     }
     return row, params
 
@@ -556,14 +556,17 @@ def _masked(data: bytes, body: Body, redactor: Redactor, notes: dict[str, str]) 
     return masked
 
 
-def _dedupe_key(event_type: str, first: dict[str, str], params) -> str | None:
+def _dedupe_key(event_type: str, first: dict[str, str], params, accepted: bool) -> str | None:
     """Same event, code and timestamp, and every other parameter the same too:
     a redelivery repeats the whole delivery. (Two scans of one code in the
     same second differ in `redirects`; two leads in `email`.) The key is left
-    out: a redelivery may carry a rotated one."""
+    out: a redelivery may carry a rotated one. A delivery whose key is accepted
+    (verified, or no key expected) is matched with accepted ones only, so a
+    forgery sent first never makes the genuine delivery look like a repeat.
+    (Their keys are set apart; the accepted one is the key earlier versions wrote.)"""
     if not first.get("timestamp") or event_type == catalog.UNKNOWN:
         return None
-    parts = [event_type]
+    parts = [event_type] if accepted else ["not accepted", event_type]
     for source, name, value in params:
         if name != SECRET_PARAM:
             parts += (source, name, value)

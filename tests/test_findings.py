@@ -58,6 +58,21 @@ def test_a_redelivery_with_another_key_is_still_a_duplicate(client):
     assert post(client, secrettoken="new-key-9876543210")["duplicate_of"] == first["id"]
 
 
+def test_a_genuine_delivery_is_never_a_duplicate_of_a_forgery_sent_before_it(client, runner):
+    key = "real-key-0123456789"
+    result = runner.invoke(args=["inbox", "add-secret", "default", "--label", "p", "--secret", key])
+    assert result.exit_code == 0, result.output
+    forged = post(client, secrettoken="guessed-key-000000")
+    unsigned = post(client)
+    genuine = post(client, secrettoken=key)
+    assert genuine["secret"]["verdict"] == "verified"
+    assert genuine["duplicate_of"] is None
+    # Forgeries repeating each other are still said to.
+    assert unsigned["duplicate_of"] == forged["id"]
+    # And a genuine redelivery is a duplicate of the genuine first.
+    assert post(client, secrettoken=key)["duplicate_of"] == genuine["id"]
+
+
 def test_duplicates_are_per_inbox(app, client):
     with app.app_context():
         storage.create_inbox("other")

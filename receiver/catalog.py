@@ -259,6 +259,11 @@ def _first(params: Mapping[str, Sequence[str]], name: str) -> str | None:
     return value or None
 
 
+def _absent(params: Mapping[str, Sequence[str]], name: str) -> str:
+    """How a value `_first` finds none of is absent: not sent, or sent blank."""
+    return "is sent empty" if params.get(name) else "is missing"
+
+
 def _count(params: Mapping[str, Sequence[str]], name: str) -> int:
     raw = params.get(name)
     if raw is None:
@@ -624,7 +629,7 @@ def _check_event(
                     "error",
                     "missing_param",
                     param.name,
-                    f"{param.name} is missing; {event.name} always sends it",
+                    f"{param.name} {_absent(params, param.name)}; {event.name} always sends it",
                 )
             continue
         present[param.name] = text
@@ -749,7 +754,8 @@ def check(
                     "error",
                     "missing_standard",
                     param.name,
-                    f"standard parameter {param.name} is missing; every event sends it",
+                    f"standard parameter {param.name} {_absent(params, param.name)}; "
+                    "every event sends it",
                 )
             )
     timestamp = _first(params, "timestamp")

@@ -433,6 +433,8 @@ def build_row(
         stale_after=_seconds(config["RECEIVER_STALE_AFTER_SECONDS"]),
         future_skew=_seconds(config["RECEIVER_FUTURE_SKEW_SECONDS"]),
     )
+    if verdict.hint:
+        findings.append(catalog.Finding("error", "secret_slip", SECRET_PARAM, verdict.hint))
     body, body_notes = _redacted_body(reading, redactor)
     cut = sum(1 for _source, _name, value in params if len(value) > STORED_VALUE_MAX)
     if cut:

@@ -48,6 +48,8 @@ class Verdict:
     verdict: str
     label: str | None = None
     fingerprint: str | None = None
+    # For a wrong key: what turns it into an expected one, when a usual slip does.
+    hint: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -331,8 +333,28 @@ def verify(key: str, values: dict[str, list[str]], expected: list[Expected]) -> 
     matches = [_match(key, secret, user, expected) for secret in received]
     for secret, match in zip(received, matches, strict=True):
         if match is None:
-            return Verdict(MISMATCH, fingerprint=fingerprint(key, secret))
+            hint = _slip(key, secret, user, expected)
+            return Verdict(MISMATCH, fingerprint=fingerprint(key, secret), hint=hint)
     return Verdict(VERIFIED, label=matches[0].label, fingerprint=fingerprint(key, received[0]))
+
+
+def _slip(key: str, secret: str, user: str, expected: list[Expected]) -> str | None:
+    """How a wrong key would be an expected one, for the slips senders make:
+    a `+` sent unescaped in a form or query (read as a space), spaces around
+    the key. Only on a mismatch, so a genuine delivery costs nothing more."""
+    if " " in secret.strip():
+        match = _match(key, secret.strip().replace(" ", "+"), user, expected)
+        if match is not None:
+            return (
+                f"The key is {match.label!r} if its spaces are read as '+': the sender put "
+                "'+' in the form or query without percent-encoding it (%2B), so it arrived "
+                "as a space."
+            )
+    if secret != secret.strip():
+        match = _match(key, secret.strip(), user, expected)
+        if match is not None:
+            return f"The key is {match.label!r} without the spaces around it: the sender adds them."
+    return None
 
 
 def _match(key: str, secret: str, user: str, expected: list[Expected]) -> Expected | None:

@@ -403,6 +403,53 @@ def test_a_wrong_key_is_shown_beside_the_keys_it_was_compared_with(runner, clien
     assert expected_keys_shown(client, right) == expected_keys_shown(client, keyless) == []
 
 
+def advice(client, capture: int) -> str:
+    html = client.get(f"/inboxes/default/captures/{capture}").get_data(as_text=True)
+    said = re.search(r'<p class="advice"[^>]*>(.*?)</p>', html, re.S).group(1)
+    return " ".join(re.sub(r"<[^>]+>", "", said).split())
+
+
+def test_the_capture_page_says_what_a_receiver_should_do_with_each_verdict(runner, client):
+    unchecked = capture_id(post_form(client, delivery(secrettoken=KEY)))
+    assert advice(client, unchecked).startswith("No key is expected here yet")
+    add_secret(runner, "prod", KEY)
+    right = capture_id(post_form(client, delivery(secrettoken=KEY)))
+    wrong = capture_id(post_form(client, delivery(secrettoken=WRONG_KEY)))
+    keyless = capture_id(post_form(client, delivery(secrettoken=None)))
+    assert advice(client, right).startswith("Genuine")
+    assert "should refuse it (answer 401)" in advice(client, wrong)
+    assert "compare the fingerprints" in advice(client, wrong)
+    assert "anyone could have sent it" in advice(client, keyless)
+    # Only a delivery that carried a key has one masked.
+    said = "The key itself is never stored"
+    assert said in client.get(f"/inboxes/default/captures/{wrong}").get_data(as_text=True)
+    assert said not in client.get(f"/inboxes/default/captures/{keyless}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("sent", "says"),
+    [
+        # curl -d 'secrettoken=aB3+xY' sends the + as is; a form reads it as a space.
+        ("secrettoken=aB3+xY/9zQ==kL7%26mN", "if its spaces are read as '+'"),
+        ("secrettoken=%20aB3%2BxY/9zQ==kL7%26mN%20", "without the spaces around it"),
+    ],
+)
+def test_a_wrong_key_that_a_usual_slip_explains_says_so(runner, client, fetch, caplog, sent, says):
+    key = "aB3+xY/9zQ==kL7&mN"
+    add_secret(runner, "prod", key)
+    caplog.set_level(logging.INFO, logger="receiver.hooks")
+    response = client.post("/hooks/default", data=f"event=LEAD&{sent}", content_type=FORM_TYPE)
+    document = fetch(capture_id(response))
+    assert document["secret"]["verdict"] == "mismatch"
+    slip = [f for f in document["findings"] if f["code"] == "secret_slip"]
+    assert len(slip) == 1 and slip[0]["param"] == "secrettoken"
+    assert says in slip[0]["message"] and "'prod'" in slip[0]["message"]
+    assert "9zQ==kL7" not in json.dumps(document)  # the fingerprint shows 4 characters only
+    # A key that is simply wrong gets no such finding.
+    response = post_form(client, {"secrettoken": WRONG_KEY})
+    assert "secret_slip" not in [f["code"] for f in fetch(capture_id(response))["findings"]]
+
+
 def test_inbox_list_shows_the_mode(runner):
     enforce(runner, "on")
     assert "default\t0 captures\tenforce" in runner.invoke(args=["inbox", "list"]).output

@@ -159,6 +159,7 @@ class CaptureWriter:
         self._write_lock = threading.Lock()
         self._connection = None
         self._file_lock = _file_lock_for(engine)
+        self._committing = False  # set from just before a commit is sent
 
     def save(self, row: dict, capacity: int) -> int:
         """Store one capture; returns its id once the commit has returned."""
@@ -225,7 +226,7 @@ class CaptureWriter:
                 if self._connection is None:
                     self._connection = self._engine.raw_connection()
                 try:
-                    self._store(self._connection, batch)
+                    self._store_on_a_live_connection(batch)
                 except self._row_errors:
                     # Something in one capture: store them one by one, so it fails alone.
                     log.exception("a batch of %d captures failed; storing singly", len(batch))
@@ -243,6 +244,31 @@ class CaptureWriter:
             for job in batch:
                 job.done = True
                 job.wake.set()
+
+    def _store_on_a_live_connection(self, batch: list[_Job]) -> None:
+        """Store a batch; when the connection turns out to have died while it
+        was idle (the database restarted, a proxy or failover closed it), store
+        it once more on a new one. Only when the loss came before the commit
+        was sent: nothing of the batch can have been committed then."""
+        try:
+            self._store(self._connection, batch)
+        except Exception as exc:
+            if self._committing or not self._engine.dialect.is_disconnect(
+                exc, self._connection.dbapi_connection, None
+            ):
+                raise
+            log.warning(
+                "the database connection was lost (%s); storing %d capture(s) on a new one",
+                type(exc).__name__,
+                len(batch),
+            )
+            with contextlib.suppress(Exception):
+                self._connection.invalidate(exc)  # the pool must not hand it out again
+            self._connection = None
+            self._connection = self._engine.raw_connection()
+            for job in batch:
+                job.capture_id = None
+            self._store(self._connection, batch)
 
     @property
     def _row_errors(self) -> tuple[type[BaseException], ...]:
@@ -279,6 +305,7 @@ class CaptureWriter:
 
     def _store(self, connection, batch: list[_Job]) -> None:
         d = self._dialect
+        self._committing = False
         cursor = connection.cursor()
         try:
             if d.postgres:
@@ -311,6 +338,7 @@ class CaptureWriter:
                 cursor.execute(d.add_count, (inbox_id, event_type, verdict, n))
             for inbox_id, capacity in capacities.items():
                 self._trim(cursor, inbox_id, capacity)
+            self._committing = True
             connection.commit()
         finally:
             cursor.close()

@@ -767,6 +767,35 @@ def test_a_database_failure_is_a_503_and_never_a_false_acknowledgement(app, clie
     assert client.post("/hooks/default").status_code == 200
 
 
+def test_a_writer_connection_lost_while_idle_is_replaced_without_refusing_a_delivery(
+    app, client, caplog
+):
+    """A database restart, or a proxy that closes idle connections, leaves the
+    writer holding a dead connection: the next delivery is still stored, once."""
+    from sqlalchemy import create_engine
+
+    from receiver.writer import writer_for
+
+    first = client.post("/hooks/default", data={"n": "1"}).get_json()["id"]
+    with app.app_context():
+        writer = writer_for(app, db.engine)
+        if db.engine.dialect.name == "postgresql":
+            backend = writer._connection.dbapi_connection.info.backend_pid
+            other = create_engine(db.engine.url)
+            with other.connect() as connection:
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            other.dispose()
+        else:
+            writer._connection.dbapi_connection.close()
+    caplog.set_level(logging.WARNING, logger="receiver.writer")
+    response = client.post("/hooks/default", data={"n": "2"})
+    assert response.status_code == 200, response.get_json()
+    assert "the database connection was lost" in caplog.text
+    with app.app_context():
+        stored = db.session.execute(text("SELECT id FROM capture WHERE id > :id"), {"id": first})
+        assert [row.id for row in stored] == [response.get_json()["id"]]
+
+
 @pytest.mark.parametrize("app_config", [{"RECEIVER_SETTINGS_CACHE_SECONDS": 0}])
 def test_a_database_away_before_the_inbox_is_read_is_a_503_too(client, monkeypatch):
     from sqlalchemy.exc import OperationalError

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from flask import Flask, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+    ServiceUnavailable,
+)
 
 from . import metrics
 from .extensions import db
@@ -51,11 +58,45 @@ def handle_http_error(exc: HTTPException):
 
 def handle_unexpected(exc: Exception):
     # A failed transaction must not poison the next request on this session.
-    db.session.rollback()
+    with contextlib.suppress(Exception):
+        db.session.rollback()
     log.exception("unhandled error on %s %s", request.method, request.path)
     return handle_http_error(InternalServerError())
 
 
+DATABASE_RETRY_SECONDS = 5
+# The database refused, dropped or timed out the connection, or cannot write
+# (a read-only or vanished file): nothing wrong with the request itself.
+_AWAY = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
+def database_is_away(exc: BaseException) -> bool:
+    return isinstance(exc, _AWAY) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    )
+
+
+def handle_database_error(exc: sa_exc.SQLAlchemyError):
+    """Pages and the API while the database is away: 503 with Retry-After, and
+    one log line (the driver's reason, without the statement)."""
+    if not database_is_away(exc):
+        return handle_unexpected(exc)
+    with contextlib.suppress(Exception):
+        db.session.rollback()
+    reason = str(getattr(exc, "orig", None) or exc).strip().partition("\n")[0]
+    log.error("database unavailable on %s %s: %s", request.method, request.path, reason)
+    message = "The database cannot be reached just now; try again in a few seconds."
+    if wants_json():
+        response = error_response(503, "database_unavailable", message)
+    else:
+        response = current_app.make_response(
+            (render_template("error.html", error=ServiceUnavailable(message)), 503)
+        )
+    response.headers["Retry-After"] = str(DATABASE_RETRY_SECONDS)
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(sa_exc.SQLAlchemyError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -834,3 +834,48 @@ def test_asking_which_rows_are_gone_takes_any_input(client):
     assert response.status_code == 400  # no CSRF token
     response = client.post("/inboxes/nope/gone", data={"shown": "1"}, headers={**HX, **token})
     assert response.status_code == 404
+
+
+@pytest.fixture
+def unreachable_app(database_url, tmp_path):
+    """An app whose database cannot be reached: a PostgreSQL port nobody
+    listens on, or a SQLite file in a folder that does not exist."""
+    from conftest import close_app, make_app
+
+    if str(database_url).startswith("postgresql"):
+        url = "postgresql+psycopg://postgres@127.0.0.1:9/test?connect_timeout=2"
+    else:
+        url = f"sqlite:///{tmp_path / 'gone' / 'receiver.sqlite3'}"
+    app = make_app(url)
+    yield app
+    close_app(app)
+
+
+@pytest.mark.parametrize(
+    ("path", "json"),
+    [
+        ("/", False),
+        ("/inboxes/default", False),
+        ("/inboxes/default/rows", False),
+        ("/inboxes/default/stream", False),
+        ("/api/inboxes", True),
+        ("/api/inboxes/default/captures", True),
+        ("/api/captures/1", True),
+    ],
+)
+def test_pages_and_the_api_answer_503_while_the_database_is_away(
+    unreachable_app, caplog, path, json
+):
+    response = unreachable_app.test_client().get(path)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    if json:
+        assert response.get_json()["error"]["code"] == "database_unavailable"
+    else:
+        assert "The database cannot be reached just now" in response.get_data(as_text=True)
+    # One line with the driver's reason: no traceback, no statement.
+    lines = [r for r in caplog.records if r.name == "receiver"]
+    assert [r.levelname for r in lines] == ["ERROR"]
+    assert lines[0].getMessage().startswith(f"database unavailable on GET {path}: ")
+    assert lines[0].exc_info is None
+    assert "SELECT" not in caplog.text

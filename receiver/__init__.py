@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -75,11 +75,26 @@ class AsciiIntegerConverter(IntegerConverter):
     regex = r"[0-9]+"
 
 
+# libpq settings for PostgreSQL unless the URL gives its own (`?connect_timeout=10`):
+# a host that does not answer is given up on in seconds, not after minutes of
+# the system's TCP retries, and a peer gone without a word is noticed.
+POSTGRESQL_CONNECT_DEFAULTS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
 def _engine_options(app: Flask) -> dict:
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
         # Wait for the write lock instead of failing at once with "database is locked".
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    given = make_url(uri).query
+    defaults = {k: v for k, v in POSTGRESQL_CONNECT_DEFAULTS.items() if k not in given}
+    return {"pool_pre_ping": True, "connect_args": defaults}
 
 
 def _tune_database(app: Flask) -> None:

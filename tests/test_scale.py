@@ -184,3 +184,26 @@ def test_the_sqlite_synchronous_setting_is_applied_and_empty_means_normal(
         with db.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == applied
         db.engine.dispose()
+
+
+@pytest.mark.parametrize(("query", "connect_timeout"), [("", "5"), ("?connect_timeout=12", "12")])
+def test_postgresql_connections_give_up_on_a_silent_host_in_seconds(query, connect_timeout):
+    """Without a connect timeout, a host that drops packets holds every request
+    for minutes of TCP retries; keepalives notice a peer gone without a word."""
+    from conftest import close_app
+
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    url = PG_ADMIN.replace("postgresql:", "postgresql+psycopg:", 1) + query
+    app = make_app(url)
+    try:
+        with app.app_context(), db.engine.connect() as connection:
+            parameters = connection.connection.dbapi_connection.info.get_parameters()
+        assert parameters["connect_timeout"] == connect_timeout
+        assert (parameters["keepalives"], parameters["keepalives_idle"]) == ("1", "30")
+    finally:
+        close_app(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from pathlib import Path
 
 from flask import Flask
@@ -105,8 +106,23 @@ def _tune_database(app: Flask) -> None:
     if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise RuntimeError("RECEIVER_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
 
+    path = engine.url.database
+    opened = False
+
+    @event.listens_for(engine, "do_connect")
+    def _never_anew(_dialect, _record, _cargs, _cparams):
+        # SQLite makes a missing file anew, empty: after the database was
+        # moved or deleted under a running server, its captures would go
+        # there unseen (or fail on a schema-less file). Refused instead.
+        if opened and path and path != ":memory:" and not os.path.exists(path):
+            raise sqlite3.OperationalError(
+                f"the database file {path} is gone (moved or deleted?); not made anew"
+            )
+
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record):
+        nonlocal opened
+        opened = True
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")

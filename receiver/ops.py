@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
 from . import metrics
 from .errors import error_response
 from .extensions import db
+from .writer import writer_for
 
 log = logging.getLogger("receiver")
 
@@ -24,14 +25,26 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """The database answers: ready for traffic."""
+    """The database answers and can take captures: ready for traffic."""
+    postgres = db.engine.dialect.name == "postgresql"
     try:
-        db.session.execute(text("SELECT 1"))
+        # A standby (after a failover, say) answers but cannot write.
+        read_only = db.session.execute(
+            text("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'")
+            if postgres
+            else text("SELECT 0")
+        ).scalar()
     except Exception:  # any driver error means "not ready"
         db.session.rollback()
         log.exception("readiness check: database unreachable")
         # The details (host, user) go to the log, not to whoever asks.
         return error_response(503, "database_unavailable", "The database is unreachable.")
+    problem = writer_for(current_app, db.engine).readiness_problem()
+    if read_only:
+        problem = "the database is read-only (a standby, or set read-only)"
+    if problem is not None:
+        log.error("readiness check: %s", problem)
+        return error_response(503, "storage_unavailable", "The database cannot store captures now.")
     return jsonify(ok=True)
 
 

@@ -160,6 +160,8 @@ class CaptureWriter:
         self._connection = None
         self._file_lock = _file_lock_for(engine)
         self._committing = False  # set from just before a commit is sent
+        self._file = _database_file(engine)  # SQLite: the path; None otherwise
+        self._opened: tuple[int, int] | None = None  # the file the connection has open
 
     def save(self, row: dict, capacity: int) -> int:
         """Store one capture; returns its id once the commit has returned."""
@@ -213,9 +215,7 @@ class CaptureWriter:
 
     def close(self) -> None:
         with self._write_lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            self._close_connection()
 
     def _write(self, batch: list[_Job]) -> None:
         """Store a batch; every job ends done, with an id only if it was committed."""
@@ -223,8 +223,7 @@ class CaptureWriter:
             job.capture_id = None
         try:
             with self._file_lock:
-                if self._connection is None:
-                    self._connection = self._engine.raw_connection()
+                self._connect()
                 try:
                     self._store_on_a_live_connection(batch)
                 except self._row_errors:
@@ -236,7 +235,8 @@ class CaptureWriter:
                     self._fail(batch, exc)
                     self._rollback()
         except Exception as exc:  # no lock or no connection to be had
-            log.exception("no database connection for %d captures", len(batch))
+            if not isinstance(exc, StorageUnavailable):  # that one is logged already
+                log.exception("no database connection for %d captures", len(batch))
             for job in batch:  # those _recover committed one by one stay stored
                 if job.capture_id is None:
                     job.error = job.error or exc
@@ -244,6 +244,58 @@ class CaptureWriter:
             for job in batch:
                 job.done = True
                 job.wake.set()
+
+    def readiness_problem(self) -> str | None:
+        """Why captures cannot be stored now, as far as can be told without
+        writing: the file problems below, or a SQLite file or folder this
+        process cannot write. None on PostgreSQL (see ops.readyz)."""
+        problem = self.file_problem()
+        if problem is None and self._file is not None:
+            folder = os.path.dirname(os.path.abspath(self._file))
+            if not os.access(self._file, os.W_OK) or not os.access(folder, os.W_OK | os.X_OK):
+                problem = f"the database file {self._file} or its folder is read-only"
+        return problem
+
+    def file_problem(self) -> str | None:
+        """Why captures cannot go into the SQLite file at the database's path,
+        when it was deleted, moved or replaced while this process had it open
+        (an open connection would write on into the old file, and whatever it
+        wrote would be lost); None when all is well, and on PostgreSQL."""
+        if self._file is None:
+            return None
+        try:
+            found = os.stat(self._file)
+        except OSError as exc:
+            return f"the database file {self._file} is gone ({exc.strerror}): moved or deleted?"
+        if self._opened is not None and (found.st_dev, found.st_ino) != self._opened:
+            return f"the database file {self._file} was replaced by another file while open"
+        return None
+
+    def _connect(self) -> None:
+        """The connection to write on; on SQLite, first the check that the file
+        at the path is the one it has open. A file that is gone is not made
+        anew (SQLite would create an empty one): the batch fails, 503."""
+        problem = self.file_problem()
+        if problem is not None:
+            self._close_connection()
+        if self._connection is None:
+            try:
+                found = os.stat(self._file) if self._file else None
+            except OSError:
+                problem = problem or f"the database file {self._file} is gone"
+                log.error("captures cannot be stored: %s", problem)
+                raise StorageUnavailable(problem) from None
+            if problem is not None:
+                log.error("%s: captures now go into the file at that path", problem)
+            self._connection = self._engine.raw_connection()
+            self._opened = (found.st_dev, found.st_ino) if found else None
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+            self._opened = None
 
     def _store_on_a_live_connection(self, batch: list[_Job]) -> None:
         """Store a batch; when the connection turns out to have died while it
@@ -382,11 +434,16 @@ class _FileLock:
         return False
 
 
-def _file_lock_for(engine: Engine):
+def _database_file(engine: Engine) -> str | None:
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return _NoLock()
-    return _FileLock(database + ".write-lock")
+        return None
+    return database
+
+
+def _file_lock_for(engine: Engine):
+    database = _database_file(engine)
+    return _FileLock(database + ".write-lock") if database else _NoLock()
 
 
 def writer_for(app: Flask, engine: Engine) -> CaptureWriter:

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import logging
+import sqlite3
 import threading
 import time
 import zlib
@@ -1042,3 +1043,46 @@ def test_a_websocket_upgrade_to_an_unknown_inbox_is_404_and_elsewhere_still_400(
         "/hooks/no-such-inbox/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade"}
     )
     assert response.status_code == 404
+
+
+def test_a_sqlite_file_moved_away_while_open_is_noticed_and_no_capture_is_lost(tmp_path, caplog):
+    """An open connection would write on into the moved or deleted file, and
+    answer 200 for captures no one would ever see: the writer looks first."""
+    import os
+    import shutil
+
+    from conftest import close_app, make_app
+
+    from receiver.cli import setup_database
+
+    path = tmp_path / "receiver.sqlite3"
+    # Settings cached, as served: the delivery itself asks the database nothing first.
+    app = make_app(f"sqlite:///{path}", RECEIVER_SETTINGS_CACHE_SECONDS=60)
+    caplog.set_level(logging.WARNING, logger="receiver")
+    try:
+        with app.app_context():
+            setup_database()
+        logging.getLogger().addHandler(caplog.handler)  # the migrations' log setup took it off
+        client = app.test_client()
+        assert client.post("/hooks/default", data={"n": "1"}).status_code == 200
+        os.rename(path, tmp_path / "moved.sqlite3")
+        refused = client.post("/hooks/default", data={"n": "2"})
+        assert refused.status_code == 503
+        assert refused.get_json()["error"]["code"] == "storage_unavailable"
+        assert not path.exists()  # not made anew, empty
+        assert "database file" in caplog.text and "is gone" in caplog.text
+        assert client.get("/readyz").status_code == 503
+        # Back where it was: captures are stored again, in it.
+        os.rename(tmp_path / "moved.sqlite3", path)
+        assert client.post("/hooks/default", data={"n": "3"}).status_code == 200
+        assert client.get("/readyz").status_code == 200
+        # Replaced by another file (a backup moved into place): captures go there.
+        shutil.copy(path, tmp_path / "restored.sqlite3")
+        os.replace(tmp_path / "restored.sqlite3", path)
+        stored = client.post("/hooks/default", data={"n": "4"}).get_json()["id"]
+        assert "was replaced by another file" in caplog.text
+    finally:
+        close_app(app)
+    with sqlite3.connect(path) as check:
+        rows = check.execute("SELECT id FROM capture ORDER BY id").fetchall()
+    assert rows[-1] == (stored,)

@@ -6,6 +6,7 @@ see PRODUCT.md). Stdlib only: the store, the pages and the test-event sender imp
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import re
@@ -764,13 +765,18 @@ def check(
 
     event = EVENTS.get(event_type)
     if event is None:
+        if event_type == UNKNOWN and _first(params, "event") is None:
+            return findings  # no event named: said above, as a missing standard parameter
+        # A name one slip away from a documented one (QR_CODE_SCANED, lead_created).
+        close = difflib.get_close_matches(event_type.upper(), EVENTS, n=1, cutoff=0.9)
         findings.append(
             Finding(
-                "info",
+                "warning" if close else "info",
                 "undocumented_event",
                 None,
-                f"{_show(event_type)} is not a documented event; "
-                "only the standard parameters were checked",
+                f"{_show(event_type)} is not a documented event"
+                + (f" (did the sender mean {close[0]}?)" if close else "")
+                + "; only the standard parameters were checked",
             )
         )
         return findings

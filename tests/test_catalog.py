@@ -529,22 +529,37 @@ def test_repeated_param_is_noted():
     assert problems(check("LEAD_CREATED", params, received_at=NOW)) == [("bad_email", "email")]
 
 
-@pytest.mark.parametrize("name", ["QR_CODE_DELETED", UNKNOWN, "", "qr_code_scanned"])
-def test_undocumented_event_gets_standard_checks_only(name):
+@pytest.mark.parametrize(
+    ("name", "level"),
+    [
+        ("QR_CODE_DELETED", "info"),  # a future event, perhaps
+        (UNKNOWN, "info"),  # sent as such
+        # One slip away from a documented name: a warning that says which.
+        ("qr_code_scanned", "warning"),
+        ("QR_CODE_SCANED", "warning"),
+    ],
+)
+def test_undocumented_event_gets_standard_checks_only(name, level):
     params = delivery("QR_CODE_SCANNED", {"redirects": "abc", "whatever": "1"})
     findings = check(name, params, received_at=NOW)
-    assert [(f.level, f.code) for f in findings] == [("info", "undocumented_event")]
+    assert [(f.level, f.code) for f in findings] == [(level, "undocumented_event")]
+    assert ("did the sender mean QR_CODE_SCANNED?" in findings[0].message) is (level == "warning")
     params = {"event": [name], "timestamp": ["garbage"], "anything": ["x"]}
     findings = check(name, params, received_at=NOW)
-    missing_event = [("missing_standard", "event")] if not name else []
     assert codes(findings) == [
-        *missing_event,
         ("missing_standard", "user"),
         ("missing_standard", "code"),
         ("missing_standard", "secrettoken"),
         ("bad_timestamp", "timestamp"),
         ("undocumented_event", None),
     ]
+
+
+def test_a_delivery_naming_no_event_is_told_so_once_and_not_as_unknown():
+    params = delivery("QR_CODE_SCANNED", {"event": None})
+    findings = check(UNKNOWN, params, received_at=NOW)
+    assert [(f.code, f.param) for f in findings] == [("missing_standard", "event")]
+    assert UNKNOWN not in findings[0].message
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 
 from flask import Flask, current_app, jsonify, render_template, request
 from sqlalchemy import exc as sa_exc
@@ -64,6 +66,37 @@ def handle_unexpected(exc: Exception):
     return handle_http_error(InternalServerError())
 
 
+class OutageLog:
+    """Log lines for a failure that repeats with every request while the
+    database is away: the first at once, then at most one every `seconds`,
+    saying how many were left out; the reason's first line only (a driver's
+    message may go on with the statement)."""
+
+    def __init__(self, logger: logging.Logger, seconds: float = 5.0):
+        self._logger = logger
+        self._seconds = seconds
+        self._lock = threading.Lock()
+        self._last = -seconds
+        self._left_out = 0
+
+    def error(self, what: str, reason: object) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self._seconds:
+                self._left_out += 1
+                return
+            left_out, self._left_out, self._last = self._left_out, 0, now
+        first_line = str(reason).strip().partition("\n")[0] or type(reason).__name__
+        more = f" ({left_out} more like it since the last such line)" if left_out else ""
+        self._logger.error("%s: %s%s", what, first_line, more)
+
+
+def outage_log(name: str) -> OutageLog:
+    """The app's OutageLog for one kind of failure."""
+    logs = current_app.extensions.setdefault("receiver.outage_logs", {})
+    return logs.get(name) or logs.setdefault(name, OutageLog(log))
+
+
 DATABASE_RETRY_SECONDS = 5
 # The database refused, dropped or timed out the connection, or cannot write
 # (a read-only or vanished file): nothing wrong with the request itself.
@@ -83,8 +116,10 @@ def handle_database_error(exc: sa_exc.SQLAlchemyError):
         return handle_unexpected(exc)
     with contextlib.suppress(Exception):
         db.session.rollback()
-    reason = str(getattr(exc, "orig", None) or exc).strip().partition("\n")[0]
-    log.error("database unavailable on %s %s: %s", request.method, request.path, reason)
+    outage_log("database").error(
+        f"database unavailable on {request.method} {request.path}",
+        getattr(exc, "orig", None) or exc,
+    )
     message = "The database cannot be reached just now; try again in a few seconds."
     if wants_json():
         response = error_response(503, "database_unavailable", message)

@@ -32,7 +32,7 @@ from .capture import (
     recode_text,
     stored_value,
 )
-from .errors import error_response, handle_http_error
+from .errors import error_response, handle_http_error, outage_log
 from .extensions import csrf, db
 from .verification import (
     MAX_RECEIVED_SECRETS,
@@ -193,7 +193,7 @@ def _capture(app, req: Request, inbox: str, rest: str):
 
 def _storage_unavailable(exc: Exception) -> Response:
     metrics.rejected("storage_unavailable")
-    log.error("capture not stored: %s", exc)
+    outage_log("capture").error("capture not stored", exc)
     response = error_response(
         503, "storage_unavailable", "The capture could not be stored; send it again."
     )

@@ -879,3 +879,19 @@ def test_pages_and_the_api_answer_503_while_the_database_is_away(
     assert lines[0].getMessage().startswith(f"database unavailable on GET {path}: ")
     assert lines[0].exc_info is None
     assert "SELECT" not in caplog.text
+
+
+def test_an_outage_is_logged_once_in_a_while_not_once_per_request(unreachable_app, caplog):
+    client = unreachable_app.test_client()
+    for _ in range(20):
+        assert client.get("/api/inboxes").status_code == 503
+        assert client.post("/hooks/default", data={"n": "1"}).status_code == 503
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(lines) == 2, lines  # one for the pages and the API, one for deliveries
+    assert lines[0].startswith("database unavailable on GET /api/inboxes: ")
+    assert lines[1].startswith("capture not stored: ")
+    # The next line, once the interval is over, says how many were left out.
+    for outage in unreachable_app.extensions["receiver.outage_logs"].values():
+        outage._last -= 60
+    client.get("/api/inboxes")
+    assert caplog.records[-1].getMessage().endswith("(19 more like it since the last such line)")

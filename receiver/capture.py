@@ -155,6 +155,12 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
             "it was kept as part of the path or query string, as sent."
         )
     query = parse_pairs(request.query_string)
+    params = merge_params(body, query)
+    if _replaced_bytes(params, body.decoded, request.query_string):
+        body.notes["utf8"] = (
+            "Some parameter bytes are not UTF-8 (a Latin-1 %FC for ü, say): they are "
+            "shown as �; the raw body and query string keep them as sent."
+        )
     return Reading(
         method=request.method,
         path=request.path,
@@ -169,8 +175,20 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
         received_at=received_at,
         body=body,
         query=query,
-        params=merge_params(body, query),
+        params=params,
     )
+
+
+_REPLACEMENT = "\ufffd"
+_REPLACEMENT_SENT = re.compile(rb"\xef\xbf\xbd|%ef%bf%bd|\\ufffd", re.IGNORECASE)
+
+
+def _replaced_bytes(params, body: bytes, query: bytes) -> bool:
+    """Whether reading the parameters as UTF-8 replaced bytes that are not
+    (U+FFFD in a value, and not sent as such)."""
+    if not any(_REPLACEMENT in name or _REPLACEMENT in value for _s, name, value in params):
+        return False
+    return not (_REPLACEMENT_SENT.search(body) or _REPLACEMENT_SENT.search(query))
 
 
 def _transfer_codings(transfer_encoding: str) -> list[str]:

@@ -1086,3 +1086,21 @@ def test_a_sqlite_file_moved_away_while_open_is_noticed_and_no_capture_is_lost(t
     with sqlite3.connect(path) as check:
         rows = check.execute("SELECT id FROM capture ORDER BY id").fetchall()
     assert rows[-1] == (stored,)
+
+
+@pytest.mark.parametrize(
+    ("body", "noted"),
+    [
+        (b"name=M%FCller", True),  # Latin-1, percent-encoded
+        (b"name=M\xfcller", True),  # Latin-1, raw
+        (b"name=M%C3%BCller", False),  # UTF-8
+        (b"name=%EF%BF%BD", False),  # U+FFFD itself, sent as such
+    ],
+)
+def test_bytes_that_are_not_utf8_are_said_to_be_shown_replaced(client, fetch, body, noted):
+    response = client.post(
+        "/hooks/default", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    stored = fetch(response.get_json()["id"])
+    assert ("utf8" in stored["notes"]) is noted
+    assert raw_body(stored) == body  # the bytes themselves are kept as sent

@@ -708,7 +708,8 @@ def _check_event(
                 "info",
                 "repeated_param",
                 name,
-                f"{name} was sent {count} times; {use} (PHP's $_POST would keep the last)",
+                f"{name} was sent {count} times; {use} "
+                "(receivers differ: PHP keeps a form field's last value)",
             )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
 
@@ -98,15 +99,30 @@ def outage_log(name: str) -> OutageLog:
 
 
 DATABASE_RETRY_SECONDS = 5
-# The database refused, dropped or timed out the connection, or cannot write
-# (a read-only or vanished file): nothing wrong with the request itself.
-_AWAY = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+# SQLite raises OperationalError for mistakes in a statement too ("no such
+# table"): only these mean its file cannot be used just now.
+_SQLITE_AWAY = (
+    "unable to open database file",
+    "disk i/o error",
+    "database is locked",
+    "readonly database",
+    "database or disk is full",
+    "is gone",  # the file moved or deleted under a running server
+)
 
 
 def database_is_away(exc: BaseException) -> bool:
-    return isinstance(exc, _AWAY) or (
-        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
-    )
+    """The database refused, dropped or timed out the connection, or cannot
+    write: nothing wrong with the request, and no bug to hide as a 503."""
+    if isinstance(exc, sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.OperationalError):
+        if isinstance(exc.orig, sqlite3.Error):
+            return any(sign in str(exc.orig).lower() for sign in _SQLITE_AWAY)
+        return True  # psycopg: the connection; a statement's mistakes are other classes
+    return False
 
 
 def handle_database_error(exc: sa_exc.SQLAlchemyError):

@@ -895,3 +895,17 @@ def test_an_outage_is_logged_once_in_a_while_not_once_per_request(unreachable_ap
         outage._last -= 60
     client.get("/api/inboxes")
     assert caplog.records[-1].getMessage().endswith("(19 more like it since the last such line)")
+
+
+def test_a_mistake_in_a_statement_is_a_500_not_hidden_as_the_database_being_away(
+    app, client, monkeypatch
+):
+    from sqlalchemy import text as sql
+
+    def broken(*_args, **_kwargs):
+        db.session.execute(sql("SELECT * FROM no_such_table"))
+
+    monkeypatch.setattr(storage, "inbox_totals", broken)
+    response = client.get("/api/inboxes")
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "internal_server_error"

@@ -519,13 +519,16 @@ def _unbrotli(data: bytes, limit: int, body: Body, outermost: bool) -> bytes | N
     while pos < len(view) and not decoder.is_finished():
         piece = view[pos : pos + step]
         try:
-            out.append(_brotli_feed(decoder, piece, limit - size + 1))
+            produced = _brotli_feed(decoder, piece, limit - size + 1)
         except brotli.error as exc:
-            read, end, error = _brotli_until_fault(view, pos, len(piece), limit - size + 1)
+            # The failed decoder is done for: a new one reads everything again.
+            read, end, error = _brotli_until_fault(view, pos, len(piece), limit + 1)
             if end is None and error is None:
                 error = exc  # the piece failed as a whole only (not seen)
-            out.append(read)
-        size += len(out[-1])
+            out, size = [read], len(read)
+        else:
+            out.append(produced)
+            size += len(produced)
         if size > limit:
             body.notes["encoding"] = (
                 f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
@@ -535,7 +538,7 @@ def _unbrotli(data: bytes, limit: int, body: Body, outermost: bool) -> bytes | N
             break
         pos += len(piece)
         step = min(step * 2, _BROTLI_STEP[1])
-    if end is None and decoder.is_finished():
+    if end is None and error is None and decoder.is_finished():
         end = pos
     read = b"".join(out)
     if end is not None:
@@ -564,24 +567,30 @@ def _unbrotli(data: bytes, limit: int, body: Body, outermost: bool) -> bytes | N
 
 
 def _brotli_feed(decoder, piece, room: int) -> bytes:
-    """All the output of one piece of input, stopping once it passes `room`."""
+    """All the output of one piece of input, stopping once it passes `room`.
+    brotli hands out a bounded amount per call and holds the rest back (even
+    with no limit asked for): it is drained with empty input."""
     out = [decoder.process(piece, output_buffer_limit=room)]
     size = len(out[0])
-    while not decoder.can_accept_more_data() and size < room:
-        out.append(decoder.process(b"", output_buffer_limit=room - size))
-        size += len(out[-1])
+    while size < room:
+        more = decoder.process(b"", output_buffer_limit=room - size)
+        if not more:
+            break
+        out.append(more)
+        size += len(more)
     return b"".join(out)
 
 
 def _brotli_until_fault(view, start: int, length: int, room: int):
-    """The output of the piece at `start` up to its fault or to the end of the
-    data: (output, where the data ended or None, the error or None). A new
-    decoder goes over the data before the piece again; then a byte at a time."""
+    """All the output of the data up to the fault in the piece at `start`, or
+    to the end of the data: (output, where the data ended or None, the error
+    or None). A new decoder reads the data before the piece again, then the
+    piece a byte at a time."""
     decoder = brotli.Decompressor()
-    if start:
-        _brotli_feed(decoder, view[:start], 1 << 62)
-    out: list[bytes] = []
-    size = 0
+    out = [_brotli_feed(decoder, view[:start], room)] if start else []
+    size = len(out[0]) if out else 0
+    if size >= room:
+        return b"".join(out), None, None
     for at in range(start, start + length):
         try:
             out.append(_brotli_feed(decoder, view[at : at + 1], room - size))

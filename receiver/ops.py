@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
 from . import metrics
-from .errors import error_response
+from .errors import error_response, outage_log
 from .extensions import db
 from .writer import writer_for
-
-log = logging.getLogger("receiver")
 
 bp = Blueprint("ops", __name__)
 
@@ -34,16 +32,18 @@ def readyz():
             if postgres
             else text("SELECT 0")
         ).scalar()
-    except Exception:  # any driver error means "not ready"
-        db.session.rollback()
-        log.exception("readiness check: database unreachable")
+    except Exception as exc:  # any driver error means "not ready"
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        # Load balancers ask every few seconds: said once in a while.
+        outage_log("readiness").error("readiness check: database unreachable", exc)
         # The details (host, user) go to the log, not to whoever asks.
         return error_response(503, "database_unavailable", "The database is unreachable.")
     problem = writer_for(current_app, db.engine).readiness_problem()
     if read_only:
         problem = "the database is read-only (a standby, or set read-only)"
     if problem is not None:
-        log.error("readiness check: %s", problem)
+        outage_log("readiness").error("readiness check", problem)
         return error_response(503, "storage_unavailable", "The database cannot store captures now.")
     return jsonify(ok=True)
 

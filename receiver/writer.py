@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from flask import Flask
 from sqlalchemy import Engine
 
+from .errors import OutageLog
+
 log = logging.getLogger("receiver.writer")
 
 BATCH_MAX = 128
@@ -162,6 +164,7 @@ class CaptureWriter:
         self._committing = False  # set from just before a commit is sent
         self._file = _database_file(engine)  # SQLite: the path; None otherwise
         self._opened: tuple[int, int] | None = None  # the file the connection has open
+        self._outage = OutageLog(log)
 
     def save(self, row: dict, capacity: int) -> int:
         """Store one capture; returns its id once the commit has returned."""
@@ -231,12 +234,14 @@ class CaptureWriter:
                     log.exception("a batch of %d captures failed; storing singly", len(batch))
                     self._recover(batch)
                 except Exception as exc:
-                    log.exception("storing a batch of %d captures failed", len(batch))
+                    if self._database_away(exc):  # said once in a while, not per batch
+                        self._outage.error("captures not stored", exc)
+                    else:
+                        log.exception("storing a batch of %d captures failed", len(batch))
                     self._fail(batch, exc)
                     self._rollback()
         except Exception as exc:  # no lock or no connection to be had
-            if not isinstance(exc, StorageUnavailable):  # that one is logged already
-                log.exception("no database connection for %d captures", len(batch))
+            self._outage.error("captures not stored", exc)
             for job in batch:  # those _recover committed one by one stay stored
                 if job.capture_id is None:
                     job.error = job.error or exc
@@ -268,25 +273,24 @@ class CaptureWriter:
         except OSError as exc:
             return f"the database file {self._file} is gone ({exc.strerror}): moved or deleted?"
         if self._opened is not None and (found.st_dev, found.st_ino) != self._opened:
-            return f"the database file {self._file} was replaced by another file while open"
+            return (
+                f"the database file {self._file} was replaced by another file while open: "
+                "restart the server to use it"
+            )
         return None
 
     def _connect(self) -> None:
         """The connection to write on; on SQLite, first the check that the file
-        at the path is the one it has open. A file that is gone is not made
-        anew (SQLite would create an empty one): the batch fails, 503."""
+        at the path is the one it has open. A file gone is not made anew (SQLite
+        would create an empty one), and one replaced is not written to: every
+        connection of every worker still has the old one open, with its WAL,
+        and a restored file written to that way can be corrupted. The batch
+        fails (503) until the file is back, or the server restarted."""
         problem = self.file_problem()
         if problem is not None:
-            self._close_connection()
+            raise StorageUnavailable(problem)
         if self._connection is None:
-            try:
-                found = os.stat(self._file) if self._file else None
-            except OSError:
-                problem = problem or f"the database file {self._file} is gone"
-                log.error("captures cannot be stored: %s", problem)
-                raise StorageUnavailable(problem) from None
-            if problem is not None:
-                log.error("%s: captures now go into the file at that path", problem)
+            found = os.stat(self._file) if self._file else None
             self._connection = self._engine.raw_connection()
             self._opened = (found.st_dev, found.st_ino) if found else None
 
@@ -322,6 +326,10 @@ class CaptureWriter:
                 job.capture_id = None
             self._store(self._connection, batch)
 
+    def _database_away(self, exc: BaseException) -> bool:
+        dbapi = self._engine.dialect.dbapi
+        return isinstance(exc, dbapi.OperationalError | dbapi.InterfaceError)
+
     @property
     def _row_errors(self) -> tuple[type[BaseException], ...]:
         dbapi = self._engine.dialect.dbapi
@@ -347,6 +355,8 @@ class CaptureWriter:
         self._rollback()
 
     def _rollback(self) -> None:
+        if self._connection is None:
+            return  # none to be had just now: the next batch asks again
         try:
             self._connection.rollback()
         except Exception:  # the connection itself is broken: the next batch opens another

@@ -425,13 +425,19 @@ def advice(client, capture: int) -> str:
 
 
 def test_the_capture_page_says_what_a_receiver_should_do_with_each_verdict(runner, client):
-    unchecked = capture_id(post_form(client, delivery(secrettoken=KEY)))
+    unchecked = capture_id(post_form(client, delivery(secrettoken=KEY, redirects="99")))
     assert advice(client, unchecked).startswith("No key is expected here yet")
     add_secret(runner, "prod", KEY)
     right = capture_id(post_form(client, delivery(secrettoken=KEY)))
     wrong = capture_id(post_form(client, delivery(secrettoken=WRONG_KEY)))
     keyless = capture_id(post_form(client, delivery(secrettoken=None)))
     assert advice(client, right).startswith("Genuine")
+    assert "repeat" not in advice(client, right)
+    # A genuine repeat, or one with an old timestamp, is told apart.
+    again = capture_id(post_form(client, delivery(secrettoken=KEY)))
+    assert f"it looks like a repeat of #{right}" in advice(client, again)
+    old = capture_id(post_form(client, delivery(secrettoken=KEY, timestamp="1700000000")))
+    assert "its timestamp is not current" in advice(client, old)
     assert "should refuse it (answer 401)" in advice(client, wrong)
     assert "compare the fingerprints" in advice(client, wrong)
     assert "anyone could have sent it" in advice(client, keyless)

@@ -12,7 +12,7 @@ from sqlalchemy import event, make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import config
+from . import config, writer
 from .extensions import csrf, db, htmx, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,8 @@ class AsciiIntegerConverter(IntegerConverter):
     regex = r"[0-9]+"
 
 
-# libpq settings for PostgreSQL unless the URL gives its own (`?connect_timeout=10`):
+# libpq settings for PostgreSQL unless the URL (`?connect_timeout=10`) or, for the
+# timeout, PGCONNECT_TIMEOUT gives its own:
 # a host that does not answer is given up on in seconds, not after minutes of
 # the system's TCP retries, and a peer gone without a word is noticed.
 POSTGRESQL_CONNECT_DEFAULTS = {
@@ -93,8 +94,15 @@ def _engine_options(app: Flask) -> dict:
     if uri.startswith("sqlite"):
         # Wait for the write lock instead of failing at once with "database is locked".
         return {"connect_args": {"timeout": 30}}
-    given = make_url(uri).query
-    defaults = {k: v for k, v in POSTGRESQL_CONNECT_DEFAULTS.items() if k not in given}
+    url = make_url(uri)
+    if url.get_driver_name() not in ("psycopg", "psycopg2"):  # libpq's keywords only
+        return {"pool_pre_ping": True}
+    defaults = {
+        name: value
+        for name, value in POSTGRESQL_CONNECT_DEFAULTS.items()
+        if name not in url.query
+        and not (name == "connect_timeout" and os.environ.get("PGCONNECT_TIMEOUT"))
+    }
     return {"pool_pre_ping": True, "connect_args": defaults}
 
 
@@ -106,17 +114,20 @@ def _tune_database(app: Flask) -> None:
     if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise RuntimeError("RECEIVER_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
 
-    path = engine.url.database
+    path = writer.database_file(engine)
     opened = False
 
     @event.listens_for(engine, "do_connect")
     def _never_anew(_dialect, _record, _cargs, _cparams):
         # SQLite makes a missing file anew, empty: after the database was
         # moved or deleted under a running server, its captures would go
-        # there unseen (or fail on a schema-less file). Refused instead.
-        if opened and path and path != ":memory:" and not os.path.exists(path):
+        # there unseen (or fail on a schema-less file), and a worker started
+        # meanwhile would make one. Once this process has had the file, or
+        # it was set up (see writer.mark_set_up), refused instead.
+        if path and not os.path.exists(path) and (opened or writer.was_set_up(path)):
             raise sqlite3.OperationalError(
-                f"the database file {path} is gone (moved or deleted?); not made anew"
+                f"the database file {path} is gone (moved or deleted?); not made anew. "
+                f"To start an empty one, also delete {writer.lock_file(path)}"
             )
 
     @event.listens_for(engine, "connect")

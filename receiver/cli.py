@@ -11,7 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import inspect, select
 
-from . import inboxes, storage
+from . import inboxes, storage, writer
 from .extensions import db
 from .models import ExpectedSecret, Inbox
 
@@ -20,6 +20,7 @@ def setup_database() -> None:
     """Bring the schema up to date and make sure the default inbox exists."""
     upgrade()
     storage.ensure_default_inbox()
+    writer.mark_set_up(db.engine)
 
 
 def set_up_if_new() -> None:

@@ -111,18 +111,34 @@ _SQLITE_AWAY = (
 )
 
 
+# PostgreSQL SQLSTATEs that mean the server cannot serve just now: its
+# connection failed (08), it is out of resources (53), an operator or a crash
+# stopped it (57P), or it is a read-only standby (25006).
+_POSTGRES_AWAY = ("08", "53", "57P", "25006")
+
+
 def database_is_away(exc: BaseException) -> bool:
     """The database refused, dropped or timed out the connection, or cannot
     write: nothing wrong with the request, and no bug to hide as a 503."""
     if isinstance(exc, sa_exc.InterfaceError | sa_exc.TimeoutError):
         return True
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, sa_exc.OperationalError):
-        if isinstance(exc.orig, sqlite3.Error):
-            return any(sign in str(exc.orig).lower() for sign in _SQLITE_AWAY)
-        return True  # psycopg: the connection; a statement's mistakes are other classes
-    return False
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    return exc.connection_invalidated or driver_error_is_away(exc.orig)
+
+
+def driver_error_is_away(error: BaseException) -> bool:
+    """`database_is_away` for an exception of the database driver itself."""
+    if isinstance(error, sqlite3.Error):
+        return isinstance(error, sqlite3.OperationalError) and any(
+            sign in str(error).lower() for sign in _SQLITE_AWAY
+        )
+    state = getattr(error, "sqlstate", None)
+    if state:
+        return state.startswith(_POSTGRES_AWAY)
+    # No SQLSTATE: the server was never reached (refused, timed out, no such
+    # host), or the connection is closed.
+    return any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(error).__mro__)
 
 
 def handle_database_error(exc: sa_exc.SQLAlchemyError):

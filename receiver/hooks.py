@@ -32,7 +32,7 @@ from .capture import (
     recode_text,
     stored_value,
 )
-from .errors import error_response, handle_http_error, outage_log
+from .errors import database_is_away, error_response, handle_http_error, outage_log
 from .extensions import csrf, db
 from .verification import (
     MAX_RECEIVED_SECRETS,
@@ -192,8 +192,13 @@ def _capture(app, req: Request, inbox: str, rest: str):
 
 
 def _storage_unavailable(exc: Exception) -> Response:
+    """503: the sender's retry may find the database back. A database error
+    that is not an outage (a bug) is logged whole, at once."""
     metrics.rejected("storage_unavailable")
-    outage_log("capture").error("capture not stored", exc)
+    if isinstance(exc, SQLAlchemyError) and not database_is_away(exc):
+        log.error("capture not stored", exc_info=exc)
+    else:
+        outage_log("capture").error("capture not stored", exc)
     response = error_response(
         503, "storage_unavailable", "The capture could not be stored; send it again."
     )

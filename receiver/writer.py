@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from flask import Flask
 from sqlalchemy import Engine
 
-from .errors import OutageLog
+from .errors import OutageLog, driver_error_is_away
 
 log = logging.getLogger("receiver.writer")
 
@@ -162,7 +162,7 @@ class CaptureWriter:
         self._connection = None
         self._file_lock = _file_lock_for(engine)
         self._committing = False  # set from just before a commit is sent
-        self._file = _database_file(engine)  # SQLite: the path; None otherwise
+        self._file = database_file(engine)  # SQLite: the path; None otherwise
         self._opened: tuple[int, int] | None = None  # the file the connection has open
         self._outage = OutageLog(log)
 
@@ -327,8 +327,9 @@ class CaptureWriter:
             self._store(self._connection, batch)
 
     def _database_away(self, exc: BaseException) -> bool:
-        dbapi = self._engine.dialect.dbapi
-        return isinstance(exc, dbapi.OperationalError | dbapi.InterfaceError)
+        return driver_error_is_away(exc) or self._engine.dialect.is_disconnect(
+            exc, getattr(self._connection, "dbapi_connection", None), None
+        )
 
     @property
     def _row_errors(self) -> tuple[type[BaseException], ...]:
@@ -444,16 +445,37 @@ class _FileLock:
         return False
 
 
-def _database_file(engine: Engine) -> str | None:
+def database_file(engine: Engine) -> str | None:
+    """The SQLite database's path; None for PostgreSQL, in memory, or a
+    `file:` URI (whose path is SQLite's to read)."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
         return None
     return database
 
 
+def lock_file(database: str) -> str:
+    """Beside the database: the writers' lock, and the mark that it was set up."""
+    return database + ".write-lock"
+
+
+def mark_set_up(engine: Engine) -> None:
+    """Mark a SQLite database as set up, so that a missing file is known to
+    have been moved or deleted, not new (see receiver._tune_database)."""
+    database = database_file(engine)
+    if database:
+        os.close(os.open(lock_file(database), os.O_RDWR | os.O_CREAT, 0o600))
+
+
+def was_set_up(database: str) -> bool:
+    return os.path.exists(lock_file(database))
+
+
 def _file_lock_for(engine: Engine):
-    database = _database_file(engine)
-    return _FileLock(database + ".write-lock") if database else _NoLock()
+    database = database_file(engine)
+    return _FileLock(lock_file(database)) if database else _NoLock()
 
 
 def writer_for(app: Flask, engine: Engine) -> CaptureWriter:

@@ -1107,6 +1107,15 @@ def test_a_sqlite_file_moved_away_while_open_is_noticed_and_no_capture_is_lost(t
         said = [r for r in caplog.records if "not stored" in r.getMessage()]
         assert len(said) == 2, [r.getMessage() for r in said]  # the writer's and the answer's
         assert client.get("/readyz").status_code == 503
+        # A worker started meanwhile (gunicorn replaces one that stopped) makes
+        # no empty file either: the database was set up here before.
+        fresh = make_app(f"sqlite:///{path}", RECEIVER_SETTINGS_CACHE_SECONDS=60)
+        try:
+            assert fresh.test_client().post("/hooks/default").status_code == 503
+            assert fresh.test_client().get("/readyz").status_code == 503
+        finally:
+            close_app(fresh)
+        assert not path.exists()
         # Back where it was: captures are stored again, in it.
         os.rename(tmp_path / "moved.sqlite3", path)
         assert client.post("/hooks/default", data={"n": "3"}).status_code == 200

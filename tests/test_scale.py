@@ -207,3 +207,33 @@ def test_postgresql_connections_give_up_on_a_silent_host_in_seconds(query, conne
         assert (parameters["keepalives"], parameters["keepalives_idle"]) == ("1", "30")
     finally:
         close_app(app)
+
+
+@pytest.mark.parametrize("shared_database", ["postgresql"], indirect=True)
+def test_a_read_only_postgresql_is_answered_503_not_500(shared_database):
+    """After a failover to a standby, or a database set read-only, nothing can
+    be stored: deliveries, writes from the API and the readiness check say
+    503, not 500 with a traceback."""
+    from conftest import close_app
+
+    from receiver.cli import setup_database
+
+    app = make_app(shared_database)
+    try:
+        with app.app_context():
+            setup_database()
+            db.engine.dispose()
+        name = shared_database.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        client = app.test_client()
+        delivery = client.post("/hooks/default", data={"event": "LEAD_CREATED"})
+        assert delivery.status_code == 503
+        assert delivery.get_json()["error"]["code"] == "storage_unavailable"
+        created = client.post("/api/inboxes", json={"slug": "another"})
+        assert created.status_code == 503
+        assert created.get_json()["error"]["code"] == "database_unavailable"
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/api/inboxes").status_code == 200  # reading still works
+    finally:
+        close_app(app)

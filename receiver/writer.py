@@ -306,12 +306,11 @@ class CaptureWriter:
         was idle (the database restarted, a proxy or failover closed it), store
         it once more on a new one. Only when the loss came before the commit
         was sent: nothing of the batch can have been committed then."""
+        self._committing = False
         try:
             self._store(self._connection, batch)
         except Exception as exc:
-            if self._committing or not self._engine.dialect.is_disconnect(
-                exc, self._connection.dbapi_connection, None
-            ):
+            if self._committing or not self._lost(exc):
                 raise
             log.warning(
                 "the database connection was lost (%s); storing %d capture(s) on a new one",
@@ -325,6 +324,18 @@ class CaptureWriter:
             for job in batch:
                 job.capture_id = None
             self._store(self._connection, batch)
+
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether the connection died under the batch: the driver says so, or
+        it cannot even roll back (psycopg's pipeline, cut off mid-way, reports
+        only that it "cannot exit pipeline mode")."""
+        if self._engine.dialect.is_disconnect(exc, self._connection.dbapi_connection, None):
+            return True
+        try:
+            self._connection.rollback()
+        except Exception:
+            return True
+        return False
 
     def _database_away(self, exc: BaseException) -> bool:
         return driver_error_is_away(exc) or self._engine.dialect.is_disconnect(
@@ -403,6 +414,7 @@ class CaptureWriter:
                 self._trim(cursor, inbox_id, capacity)
             self._committing = True
             connection.commit()
+            self._committing = False
         finally:
             cursor.close()
 

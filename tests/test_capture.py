@@ -797,6 +797,35 @@ def test_a_writer_connection_lost_while_idle_is_replaced_without_refusing_a_deli
         assert [row.id for row in stored] == [response.get_json()["id"]]
 
 
+def test_a_connection_cut_off_mid_batch_with_an_unclear_error_is_replaced_too(
+    app, client, monkeypatch
+):
+    """psycopg's pipeline, cut off during the inserts, reports only "cannot
+    exit pipeline mode while busy": a connection that cannot even roll back
+    is dead, and nothing of the batch was committed on it."""
+    from receiver.writer import writer_for
+
+    client.post("/hooks/default", data={"n": "1"})
+    with app.app_context():
+        writer = writer_for(app, db.engine)
+    real_store, tries = writer._store, []
+
+    def cut_off_once(connection, batch):
+        tries.append(len(batch))
+        if len(tries) == 1:
+            connection.dbapi_connection.close()
+            raise RuntimeError("cannot exit pipeline mode while busy")
+        real_store(connection, batch)
+
+    monkeypatch.setattr(writer, "_store", cut_off_once)
+    response = client.post("/hooks/default", data={"n": "2"})
+    assert response.status_code == 200
+    assert tries == [1, 1]
+    with app.app_context():
+        stored = db.session.execute(text("SELECT count(*) FROM capture")).scalar()
+    assert stored == 2
+
+
 def test_a_connection_lost_during_the_commit_is_not_written_again(app, client, monkeypatch):
     """Whether a commit the connection dropped under went through cannot be
     known: storing the batch again could store it twice. 503: the sender

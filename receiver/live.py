@@ -189,6 +189,16 @@ def stopping() -> bool:
     return worker is not None and not worker.alive
 
 
+def unavailable(reason: str, retry_ms: int) -> str:
+    """The whole of a stream that cannot be served now (`database` away, or
+    the worker `busy` with open pages): an `unavailable` event, and the
+    delay before the browser asks again. Answered 200, so that the browser's
+    EventSource reconnects by itself after that delay: a 5xx closes it, and
+    the page's script would then wait ever longer (up to a minute) between
+    tries, long after the database is back."""
+    return f"retry: {retry_ms}\nevent: unavailable\ndata: {reason}\n\n"
+
+
 def events(
     watcher: Watcher,
     inbox_id: int,

@@ -22,10 +22,11 @@ from flask import (
     url_for,
 )
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import access, catalog, inboxes, live, outbound, present, relay, sender, storage
 from .capture import fired_webhook_lines
-from .errors import error_response
+from .errors import database_is_away, outage_log
 from .extensions import db, htmx
 from .models import Capture, Inbox
 from .verification import MISMATCH, MISSING, VERDICTS, VERIFIED
@@ -239,9 +240,23 @@ def rows(slug: str):
     )
 
 
+def _stream_later(reason: str, retry_ms: int) -> Response:
+    response = Response(live.unavailable(reason, retry_ms), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 @bp.get("/inboxes/<slug>/stream")
 def stream(slug: str):
-    inbox = _inbox_or_404(slug)
+    try:
+        inbox = _inbox_or_404(slug)
+    except SQLAlchemyError as exc:
+        if not database_is_away(exc):
+            raise
+        outage_log("database").error(
+            f"database unavailable on GET {request.path}", getattr(exc, "orig", None) or exc
+        )
+        return _stream_later("database", 3000)
     # A reconnecting page sends the last event's id, `<newest id>.<removals>`.
     last, _, last_removals = request.headers.get("Last-Event-ID", "").partition(".")
     cursor = storage.as_id(last) or _cursor("after") or 0
@@ -251,11 +266,7 @@ def stream(slug: str):
     config = current_app.config
     slots = live.slots_for(current_app)
     if not slots.take():
-        response = error_response(
-            503, "too_many_streams", "Too many open dashboards on this worker; retrying."
-        )
-        response.headers["Retry-After"] = "5"
-        return response
+        return _stream_later("busy", 5000)
     body = live.events(
         live.watcher_for(current_app, db.engine),
         inbox.id,

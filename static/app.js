@@ -120,10 +120,29 @@
   // within a second (retry:), which also fires an error: only a reconnection
   // that takes longer than that is shown as offline.
   var offlineTimer = null;
+  // A stream the server cannot serve now (its database away, say) opens, says
+  // `unavailable` at once and ends; the browser asks again after the delay
+  // the server names. Offline until a stream opens and says no such thing.
+  var unavailable = false;
+  var liveTimer = null;
   document.addEventListener("htmx:sseOpen", function () {
     clearTimeout(offlineTimer);
     offlineTimer = null;
-    setStatus(paused() ? "paused" : "live");
+    clearTimeout(liveTimer);
+    if (!unavailable) {
+      setStatus(paused() ? "paused" : "live");
+      return;
+    }
+    liveTimer = setTimeout(function () {
+      unavailable = false;
+      setStatus(paused() ? "paused" : "live");
+    }, 1000);
+  });
+  document.addEventListener("htmx:sseMessage", function (event) {
+    if (event.target.id !== "unavailable") return;
+    unavailable = true;
+    clearTimeout(liveTimer);
+    setStatus("offline");
   });
   document.addEventListener("htmx:sseError", function () {
     if (offlineTimer === null) {

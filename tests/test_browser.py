@@ -400,6 +400,36 @@ def test_a_stream_ending_by_design_does_not_show_offline_but_a_lost_server_does(
     context.close()
 
 
+def test_a_stream_the_server_cannot_serve_shows_offline_and_comes_back_live(browser, tmp_path):
+    """While the database is away the stream says `unavailable` and names when
+    to ask again: the page shows offline, and live again as soon as a stream
+    opens normally (not a minute later, as after a closed EventSource)."""
+    server = LiveServer(ROOT, tmp_path, env={"RECEIVER_STREAM_SECONDS": "2"})
+    try:
+        context = browser.new_context(base_url=server.url)
+        context.add_init_script(INIT_SCRIPT)
+        page = context.new_page()
+        open_inbox(page)
+        expect(page.locator("#live-status")).to_have_text("live")
+        unavailable = "retry: 500\nevent: unavailable\ndata: database\n\n"
+        page.route(
+            "**/inboxes/default/stream*",
+            lambda route: route.fulfill(
+                status=200, content_type="text/event-stream", body=unavailable
+            ),
+        )
+        # The open stream ends by design within 2 s; the next one is refused.
+        expect(page.locator("#live-status")).to_have_text("offline", timeout=6000)
+        opened = page.evaluate("() => window.__sseOpen")
+        page.wait_for_function(f"() => window.__sseOpen >= {opened + 2}", timeout=6000)
+        expect(page.locator("#live-status")).to_have_text("offline")  # still, between tries
+        page.unroute("**/inboxes/default/stream*")
+        expect(page.locator("#live-status")).to_have_text("live", timeout=6000)
+        context.close()
+    finally:
+        server.stop()
+
+
 # --- filtering ---
 
 

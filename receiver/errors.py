@@ -141,6 +141,13 @@ def driver_error_is_away(error: BaseException) -> bool:
     return any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(error).__mro__)
 
 
+def log_database_away(exc: sa_exc.SQLAlchemyError) -> None:
+    outage_log("database").error(
+        f"database unavailable on {request.method} {request.path}",
+        getattr(exc, "orig", None) or exc,
+    )
+
+
 def handle_database_error(exc: sa_exc.SQLAlchemyError):
     """Pages and the API while the database is away: 503 with Retry-After, and
     one log line (the driver's reason, without the statement)."""
@@ -148,10 +155,7 @@ def handle_database_error(exc: sa_exc.SQLAlchemyError):
         return handle_unexpected(exc)
     with contextlib.suppress(Exception):
         db.session.rollback()
-    outage_log("database").error(
-        f"database unavailable on {request.method} {request.path}",
-        getattr(exc, "orig", None) or exc,
-    )
+    log_database_away(exc)
     message = "The database cannot be reached just now; try again in a few seconds."
     if wants_json():
         response = error_response(503, "database_unavailable", message)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import access, catalog, inboxes, live, outbound, present, relay, sender, storage
 from .capture import fired_webhook_lines
-from .errors import database_is_away, outage_log
+from .errors import database_is_away, log_database_away
 from .extensions import db, htmx
 from .models import Capture, Inbox
 from .verification import MISMATCH, MISSING, VERDICTS, VERIFIED
@@ -253,9 +253,7 @@ def stream(slug: str):
     except SQLAlchemyError as exc:
         if not database_is_away(exc):
             raise
-        outage_log("database").error(
-            f"database unavailable on GET {request.path}", getattr(exc, "orig", None) or exc
-        )
+        log_database_away(exc)
         return _stream_later("database", 3000)
     # A reconnecting page sends the last event's id, `<newest id>.<removals>`.
     last, _, last_removals = request.headers.get("Last-Event-ID", "").partition(".")

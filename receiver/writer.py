@@ -379,7 +379,6 @@ class CaptureWriter:
 
     def _store(self, connection, batch: list[_Job]) -> None:
         d = self._dialect
-        self._committing = False
         cursor = connection.cursor()
         try:
             if d.postgres:

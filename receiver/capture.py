@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, unquote_to_bytes
 
 import brotli
+import zstandard
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
@@ -348,7 +349,7 @@ def _decode(raw: bytes, content_encoding: str, limit: int, body: Body) -> bytes:
             tries = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
             if data[:1] != b"\x78":
                 tries.reverse()
-        elif coding == "br":
+        elif coding in ("br", "zstd"):
             tries = [None]
         elif coding == "identity":
             continue
@@ -358,12 +359,14 @@ def _decode(raw: bytes, content_encoding: str, limit: int, body: Body) -> bytes:
         out = None
         for wbits in tries:  # the next only when zlib refuses the data from its start
             try:
-                if wbits is None:
+                if coding == "br":
                     out = _unbrotli(data, limit, body, outermost=data is raw)
+                elif coding == "zstd":
+                    out = _unzstd(data, limit, body, outermost=data is raw)
                 else:
                     out = _inflate(data, wbits, coding, limit, body, outermost=data is raw)
                 break
-            except (zlib.error, brotli.error) as exc:
+            except (zlib.error, brotli.error, zstandard.ZstdError) as exc:
                 notes["encoding"] = f"{coding} body could not be decoded ({exc}); kept as received."
         if out is None:
             body.still_encoded = True
@@ -604,6 +607,70 @@ def _brotli_until_fault(view, start: int, length: int, room: int):
     return b"".join(out), None, None
 
 
+ZSTD_FRAME_START = b"\x28\xb5\x2f\xfd"  # a frame's magic number
+_ZSTD_STEP = 512  # input per call: what it can expand to bounds a call's output
+
+
+def _unzstd(data: bytes, limit: int, body: Body, outermost: bool) -> bytes | None:
+    """The zstd coding undone, or None (with a note) when none of it can be
+    read; like `_inflate` for gzip: every frame, one after another; data cut
+    short or broken decoded as far as it can be (a block cut short cannot be:
+    zstd decodes whole blocks); bytes after the last frame set apart.
+
+    zstandard's decoder has no output limit per call, so input goes in small
+    pieces: a few hundred bytes cannot describe more than a few MiB."""
+    view = memoryview(data)
+    frames: list[bytes] = []
+    size = pos = 0
+    while pos < len(view):
+        decoder = zstandard.ZstdDecompressor().decompressobj()
+        out: list[bytes] = []
+        error = None
+        while not decoder.eof and pos < len(view):
+            piece = view[pos : pos + _ZSTD_STEP]
+            try:
+                produced = decoder.decompress(piece)
+            except zstandard.ZstdError as exc:
+                error = exc
+                break
+            size += len(produced)
+            if size > limit:
+                body.notes["encoding"] = (
+                    f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
+                )
+                return None
+            out.append(produced)
+            pos += len(piece) - len(decoder.unused_data)
+        read = b"".join(out)
+        if error is None and decoder.eof:
+            frames.append(read)
+            if view[pos : pos + 4] == ZSTD_FRAME_START:
+                continue  # the next frame
+            break
+        if not read and not frames:
+            if error is not None:
+                raise error
+            body.notes["encoding"] = "zstd body is truncated; kept as received, not decoded."
+            return None
+        problem = f"broken ({error})" if error is not None else "truncated"
+        body.notes["encoding"] = (
+            f"zstd body is {problem}: shown decoded as far as it could be read; "
+            "the raw body is kept as received."
+        )
+        body.decoded_partly = True
+        return b"".join([*frames, read])
+    if pos < len(view):
+        body.notes["encoding"] = (
+            f"{len(view) - pos} byte(s) after the end of the zstd data are not part of it: "
+            "shown decoded without them; the raw body keeps them."
+        )
+        if outermost:
+            body.after_coded = bytes(view[pos:])
+        else:  # inside another coding: a body stored again cannot keep them
+            body.decoded_partly = True
+    return b"".join(frames)
+
+
 _BOMS = {
     "utf-16": (b"\xfe\xff", "utf-16-be", "utf-16-le"),
     "utf-32": (b"\x00\x00\xfe\xff", "utf-32-be", "utf-32-le"),
@@ -635,6 +702,8 @@ def encode(data: bytes, content_encoding: str) -> bytes:
             data = zlib.compress(data)
         elif coding == "br":
             data = brotli.compress(data, quality=5)  # 11, the default, is very slow
+        elif coding == "zstd":
+            data = zstandard.ZstdCompressor(level=3).compress(data)
     return data
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import brotli
 import pytest
+import zstandard
 from conftest import capture_row
 from sqlalchemy import text
 
@@ -221,6 +222,29 @@ def test_brotli_body_is_decoded_for_parsing_and_kept_raw(client, fetch):
     assert raw_body(stored) == trailing
 
 
+def test_zstd_frames_are_all_decoded_and_damage_noted(client, fetch):
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "zstd"}
+    zstd = zstandard.ZstdCompressor().compress
+    packed = zstd(b"event=LEAD_CREATED&a=1") + zstd(b"&b=2")  # two frames, as `cat` makes
+    stored = fetch(client.post("/hooks/default", data=packed, headers=headers).get_json()["id"])
+    assert params_of(stored) == [
+        ("post", "event", "LEAD_CREATED"),
+        ("post", "a", "1"),
+        ("post", "b", "2"),
+    ]
+    assert stored["notes"] == {}
+    assert raw_body(stored) == packed
+    trailing = zstd(b"event=LEAD_CREATED") + b"&junk=1"
+    stored = fetch(client.post("/hooks/default", data=trailing, headers=headers).get_json()["id"])
+    assert params_of(stored) == [("post", "event", "LEAD_CREATED")]
+    assert "7 byte(s) after the end of the zstd data" in stored["notes"]["encoding"]
+    assert raw_body(stored) == trailing
+    unreadable = b"\x28\xb5\x2f\xfd" + b"\xff" * 20
+    stored = fetch(client.post("/hooks/default", data=unreadable, headers=headers).get_json()["id"])
+    assert "zstd body could not be decoded" in stored["notes"]["encoding"]
+    assert raw_body(stored) == unreadable
+
+
 def test_gzip_members_are_all_decoded_and_trailing_bytes_noted(client, fetch):
     # `cat a.gz b.gz` is a valid gzip file: gzip -d reads every member.
     packed = gzip.compress(b"event=LEAD_CREATED&a=1") + gzip.compress(b"&b=2")
@@ -257,9 +281,13 @@ def test_a_gzip_body_of_many_members_is_read_in_bounded_time_with_a_note(client,
     assert "10 byte(s) after the end of the gzip data" in stored["notes"]["encoding"]
 
 
-@pytest.mark.parametrize("coding", ["gzip", "br"])
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd"])
 def test_a_compression_bomb_is_not_inflated_past_the_limit(app, client, fetch, coding):
-    compress = {"gzip": gzip.compress, "br": brotli.compress}[coding]
+    compress = {
+        "gzip": gzip.compress,
+        "br": brotli.compress,
+        "zstd": zstandard.ZstdCompressor(level=19).compress,
+    }[coding]
     bomb = compress(b"a" * 1024 * 1024)  # 1 MiB of 'a', at most about 1 KiB packed
     assert len(bomb) <= 1024 * 2
     app.config["MAX_CONTENT_LENGTH"] = len(bomb) + 10

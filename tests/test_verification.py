@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 
 import brotli
 import pytest
+import zstandard
 from sqlalchemy import create_engine, inspect, text
 
 from receiver.catalog import EVENTS, sample_delivery
@@ -159,6 +160,19 @@ def brotli_readable(data: bytes) -> bytes:
     return b"".join(out)
 
 
+def zstd_readable(data: bytes) -> bytes:
+    """All a reader gets out of zstd data: every frame, as far as each goes."""
+    out = []
+    while data[:4] == b"\x28\xb5\x2f\xfd":
+        decoder = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            out.append(decoder.decompress(data))
+        except zstandard.ZstdError:
+            break
+        data = decoder.unused_data if decoder.eof else b""
+    return b"".join(out)
+
+
 def recovered_strings(document) -> list[str]:
     """Every value a reader of the API document can get back by ordinary decoding."""
     out: list[str] = [document["path"], document["subpath"], document["content_type"]]
@@ -175,6 +189,8 @@ def recovered_strings(document) -> list[str]:
         body = gzip.decompress(body)  # every member
     elif coding.strip().lower() == "br":
         body = brotli_readable(body)
+    elif coding.strip().lower() == "zstd":
+        body = zstd_readable(body)
     with contextlib.suppress(ValueError):  # JSON in UTF-16 or UTF-32
         out.append(body.decode(json.detect_encoding(body)))
     body_text = body.decode("utf-8", errors="replace")
@@ -614,6 +630,11 @@ def carrier_brotli_form(client, secret):
     return post_compressed(client, brotli.compress(form), "br")
 
 
+def carrier_zstd_form(client, secret):
+    form = urlencode(delivery(secrettoken=secret)).encode()
+    return post_compressed(client, zstandard.ZstdCompressor().compress(form), "zstd")
+
+
 def carrier_json_utf16(client, secret):
     """JSON may be sent in UTF-16 (here with a byte-order mark) or UTF-32."""
     body = json.dumps(dict(delivery(secrettoken=secret)), ensure_ascii=False).encode("utf-16")
@@ -690,6 +711,7 @@ CARRIERS = {
     "gzip form": carrier_gzip_form,
     "gzip form, two members": carrier_gzip_members,
     "brotli form": carrier_brotli_form,
+    "zstd form": carrier_zstd_form,
     "json, UTF-16 with BOM": carrier_json_utf16,
     "json, UTF-32 big-endian": carrier_json_utf32_be,
     "json, key repeated": carrier_json_repeated_key,
@@ -994,8 +1016,18 @@ def undo_content_codings(data: bytes, content_encoding: str) -> bytes:
     return data
 
 
-DO = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress}
-UNDO = {"gzip": gzip.decompress, "deflate": zlib.decompress, "br": brotli.decompress}
+DO = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": zstandard.ZstdCompressor().compress,
+}
+UNDO = {
+    "gzip": gzip.decompress,
+    "deflate": zlib.decompress,
+    "br": brotli.decompress,
+    "zstd": zstandard.ZstdDecompressor().decompress,
+}
 
 
 def gzip_partly(data: bytes) -> bytes:
@@ -1144,7 +1176,9 @@ def large_form_with_key_at_the_end(key: str) -> bytes:
     ).encode()
 
 
-@pytest.mark.parametrize("damage", ["cut short", "one byte broken", "a byte after it"])
+@pytest.mark.parametrize(
+    "damage", ["cut short", "one byte broken", "a byte after it", "zstd, bytes after it"]
+)
 def test_a_key_at_the_end_of_a_large_damaged_brotli_body_is_read_and_masked(
     runner, client, fetch, database_url, caplog, damage
 ):
@@ -1158,15 +1192,18 @@ def test_a_key_at_the_end_of_a_large_damaged_brotli_body_is_read_and_masked(
         # Halfway, so the key (near the end) lies after the fault.
         "one byte broken": packed[:half] + bytes([packed[half] ^ 0x5A]) + packed[half + 1 :],
         "a byte after it": packed + b"\n",
+        "zstd, bytes after it": zstandard.ZstdCompressor().compress(form) + b"\n",
     }[damage]
-    document = fetch(capture_id(post_compressed(client, sent, "br")))
+    coding = "zstd" if damage.startswith("zstd") else "br"
+    document = fetch(capture_id(post_compressed(client, sent, coding)))
     if damage == "one byte broken" and document["secret"]["verdict"] == "missing":
         # The fault was found before the key: what could be read was kept, no more.
         assert "br body is broken" in document["notes"]["encoding"]
     else:
         assert document["secret"]["verdict"] == "verified"
-    if damage == "a byte after it":
-        decoded = brotli_readable(base64.b64decode(document["body_base64"]))
+    if damage.endswith("after it"):
+        stored = base64.b64decode(document["body_base64"])
+        decoded = (zstd_readable if coding == "zstd" else brotli_readable)(stored)
         assert len(decoded) == len(form) - len(KEY) + len("[secrettoken:xxxxxxxx]")
     assert_secret_hidden(KEY, document, database_url, caplog.text)
 
@@ -1207,7 +1244,8 @@ def test_gzip_data_that_cannot_be_read_at_all_is_not_parsed_as_a_form(client, fe
 
 
 @pytest.mark.parametrize(
-    "encoding", ["gzip", "deflate", "deflate, gzip", "gzip, deflate", "br", "br, gzip"]
+    "encoding",
+    ["gzip", "deflate", "deflate, gzip", "gzip, deflate", "br", "br, gzip", "zstd", "gzip, zstd"],
 )
 def test_compressed_body_stored_masked_still_decodes_per_its_header(
     runner, client, fetch, encoding
@@ -1223,7 +1261,7 @@ def test_compressed_body_stored_masked_still_decodes_per_its_header(
     assert ["Content-Encoding", encoding] in document["headers"]
     try:
         stored = undo_content_codings(base64.b64decode(document["body_base64"]), encoding)
-    except (OSError, zlib.error, brotli.error) as exc:
+    except (OSError, zlib.error, brotli.error, zstandard.ZstdError) as exc:
         pytest.fail(f"stored body does not decode as Content-Encoding {encoding!r}: {exc}")
     assert KEY.encode() not in stored
     pairs = parse_qsl(stored.decode(), keep_blank_values=True)

@@ -14,9 +14,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import threading
-import time
-from collections import deque
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (
@@ -31,13 +29,13 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import storage
 from .errors import error_response, wants_json
 from .extensions import db
-from .models import ApiToken
+from .models import ApiToken, LoginFailure
 
 bp = Blueprint("access", __name__)
 
@@ -47,6 +45,7 @@ OPEN_ENDPOINTS = {"static", "access.login", "ops.healthz", "ops.readyz"}
 MACHINE_ENDPOINTS = {"ops.prometheus"}
 LOGIN_ATTEMPTS = 5
 LOGIN_WINDOW_SECONDS = 300
+LOGIN_WINDOW = timedelta(seconds=LOGIN_WINDOW_SECONDS)
 TOKEN_PREFIX = "whr_"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 LOCAL_ONLY = (
@@ -182,29 +181,38 @@ def guard():
 
 
 class _Attempts:
-    """Failed logins per client address, in this process (a bound, not an audit)."""
+    """Failed logins per client address, in the database, so that every worker
+    and app server of it counts the same ones (a bound, not an audit)."""
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._failures: dict[str, deque[float]] = {}
-
-    def blocked(self, who: str) -> float:
-        now = time.monotonic()
-        with self._lock:
-            recent = self._failures.get(who, deque())
-            while recent and now - recent[0] > LOGIN_WINDOW_SECONDS:
-                recent.popleft()
-            if len(recent) >= LOGIN_ATTEMPTS:
-                return LOGIN_WINDOW_SECONDS - (now - recent[0])
+    @staticmethod
+    def blocked(who: str) -> float:
+        """Seconds until `who` may try again; 0 when it may now."""
+        now = storage.utcnow()
+        recent = (
+            db.session.execute(
+                select(LoginFailure.at)
+                .where(LoginFailure.address == who[:64], LoginFailure.at > now - LOGIN_WINDOW)
+                .order_by(LoginFailure.at.desc())
+                .limit(LOGIN_ATTEMPTS)
+            )
+            .scalars()
+            .all()
+        )
+        if len(recent) < LOGIN_ATTEMPTS:
             return 0.0
+        return max(0.0, (recent[-1] + LOGIN_WINDOW - now).total_seconds())
 
-    def failed(self, who: str) -> None:
-        with self._lock:
-            self._failures.setdefault(who, deque()).append(time.monotonic())
+    @staticmethod
+    def failed(who: str) -> None:
+        now = storage.utcnow()
+        db.session.execute(delete(LoginFailure).where(LoginFailure.at <= now - LOGIN_WINDOW))
+        db.session.add(LoginFailure(address=who[:64], at=now))
+        db.session.commit()
 
-    def clear(self, who: str) -> None:
-        with self._lock:
-            self._failures.pop(who, None)
+    @staticmethod
+    def clear(who: str) -> None:
+        db.session.execute(delete(LoginFailure).where(LoginFailure.address == who[:64]))
+        db.session.commit()
 
 
 attempts = _Attempts()

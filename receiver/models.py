@@ -191,3 +191,14 @@ class CaptureCount(db.Model):
     event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
     verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LoginFailure(db.Model):
+    """A failed dashboard login, by client address: counted across every
+    worker and app server of the database, and dropped once out of the window."""
+
+    __tablename__ = "login_failure"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)

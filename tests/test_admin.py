@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
+from conftest import ROOT
 
 from receiver import access, storage
-from receiver.access import attempts
 
 REMOTE = {"REMOTE_ADDR": "203.0.113.5"}
 
@@ -336,7 +338,6 @@ def test_a_local_proxy_forwarding_someone_else_is_not_this_machine(client):
 @pytest.fixture
 def password_app(app):
     access.set_password(app, "correct horse")
-    attempts._failures.clear()
     return app
 
 
@@ -412,6 +413,48 @@ def test_login_attempts_are_rate_limited(password_app):
     blocked = client.post("/login", data={"csrf_token": token, "password": "correct horse"})
     assert blocked.status_code == 429
     assert int(blocked.headers["Retry-After"]) > 0
+
+
+ANOTHER_WORKER = """
+import re, sys
+sys.path.insert(0, "tests")
+from conftest import make_app
+from receiver import access
+app = make_app(sys.argv[1])
+access.set_password(app, "correct horse")
+client = app.test_client()
+token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True))
+for i in range(4):
+    data = {"csrf_token": token.group(1), "password": f"guess{i}"}
+    print(client.post("/login", data=data).status_code)
+"""
+
+
+def test_failed_logins_are_counted_across_workers(password_app, database_url):
+    """Each gunicorn worker (or app server) is a process of its own: failed
+    logins are counted in the database, so the fifth failure locks the
+    address out on every one of them, wherever the first four happened."""
+    elsewhere = subprocess.run(
+        [sys.executable, "-c", ANOTHER_WORKER, str(database_url)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert elsewhere.stdout.split() == ["401"] * 4, elsewhere.stderr
+    client = password_app.test_client()
+    token = token_of(client.get("/login").get_data(as_text=True))
+    fifth = client.post("/login", data={"csrf_token": token, "password": "guess4"})
+    assert fifth.status_code == 401
+    blocked = client.post("/login", data={"csrf_token": token, "password": "correct horse"})
+    assert blocked.status_code == 429
+    # Another address is not held back.
+    other = {"REMOTE_ADDR": "127.0.0.2"}
+    token = token_of(client.get("/login", environ_base=other).get_data(as_text=True))
+    right = client.post(
+        "/login", data={"csrf_token": token, "password": "correct horse"}, environ_base=other
+    )
+    assert right.status_code == 303
 
 
 def test_api_needs_a_token_when_a_password_is_set(password_app):

@@ -139,7 +139,15 @@ def _tune_database(app: Flask) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # For searches with letters beyond ASCII, which SQLite's LIKE folds only in ASCII.
+        dbapi_connection.create_function("receiver_fold", 1, _fold, deterministic=True)
         cursor.close()
+
+
+def _fold(value):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _wire_logging() -> None:

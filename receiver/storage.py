@@ -326,19 +326,25 @@ def _matches(q: str):
     """
     pattern = _like(q)
     escaped = json.dumps(q, ensure_ascii=False)[1:-1]
-    if db.session.get_bind().dialect.name == "postgresql":
-        # bytea has no text operators; 'escape' encoding reads any bytes as text.
-        body = func.encode(Capture.body, "escape")
-    else:
-        body = cast(Capture.body, Text)
+    sqlite = db.session.get_bind().dialect.name == "sqlite"
+    # bytea has no text operators; 'escape' encoding reads any bytes as text.
+    body = cast(Capture.body, Text) if sqlite else func.encode(Capture.body, "escape")
+
+    def like(column, pattern: str):
+        if sqlite and not q.isascii():
+            # SQLite's LIKE folds ASCII letters only: José is found as josé
+            # through Python's case folding (receiver._tune_database).
+            return func.receiver_fold(column).like(pattern.casefold(), escape="\\")
+        return column.ilike(pattern, escape="\\")
+
     matches = [
-        Capture.params.ilike(_like(escaped), escape="\\"),
-        Capture.path.ilike(pattern, escape="\\"),
-        body.ilike(pattern, escape="\\"),
+        like(Capture.params, _like(escaped)),
+        like(Capture.path, pattern),
+        like(body, pattern),
     ]
     if escaped != q:
-        matches.append(body.ilike(_like(escaped), escape="\\"))
-    if db.session.get_bind().dialect.name == "sqlite":
+        matches.append(like(body, _like(escaped)))
+    if sqlite:
         # SQLite's text cast stops at a NUL byte; find text after one too (exact case).
         matches.append(func.instr(Capture.body, q.encode()) > 0)
     return or_(*matches)

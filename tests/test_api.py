@@ -740,6 +740,13 @@ def test_q_finds_text_as_shown_even_where_json_escapes_it(client, text, kind):
     assert found == [int(response.headers["X-Capture-Id"])]
 
 
+@pytest.mark.parametrize(("sent", "q"), [("JOSÉ Müller", "josé müller"), ("ørsted", "ØRSTED")])
+def test_q_is_case_insensitive_beyond_ascii_too(client, sent, q):
+    found = client.post("/hooks/default", data={"event": "LEAD_CREATED", "name": sent})
+    client.post("/hooks/default", data={"event": "LEAD_CREATED", "name": "other"})
+    assert listed_ids(client, "?" + urlencode({"q": q})) == [int(found.headers["X-Capture-Id"])]
+
+
 @pytest.mark.parametrize("q", ['"', "\\", '", "'])
 def test_q_for_a_quote_or_backslash_does_not_match_the_json_the_parameters_are_kept_in(
     client, q

@@ -475,11 +475,19 @@ def _spellings(char: str) -> tuple[str, ...]:
     forms.append("".join("%25" + _hex(b) for b in utf8))
     if char == " ":
         forms.append(r"\+")
+    # JSON's escapes, and the same percent-encoded, as JSON text sent inside a
+    # form field or a query is (PHP's json_encode writes `\/`, Python's
+    # json.dumps `\u00e9`, and the form encoding turns the backslash to %5C).
+    backslash = r"(?:\\|%5[cC])"
     if char in _SHORT_JSON_ESCAPES:
-        forms.append(re.escape(_SHORT_JSON_ESCAPES[char]))
+        escaped = _SHORT_JSON_ESCAPES[char][1]
+        forms.append(backslash + f"(?:{re.escape(escaped)}|%{_hex(ord(escaped))})")
     units = char.encode("utf-16-be")
     forms.append(
-        "".join(r"\\[uU]" + _hex(units[i]) + _hex(units[i + 1]) for i in range(0, len(units), 2))
+        "".join(
+            backslash + "[uU]" + _hex(units[i]) + _hex(units[i + 1])
+            for i in range(0, len(units), 2)
+        )
     )
     if len(utf8) > 1:
         forms.append(re.escape(utf8.decode("latin-1")))  # UTF-8 read as latin-1

@@ -200,6 +200,10 @@ def recovered_strings(document) -> list[str]:
         out.append(json.dumps(json.loads(body_text), ensure_ascii=False))
     for param in document["params"]:
         out += [param["name"], param["value"]]
+    # JSON text found in any of those (a form field, a header) read as JSON.
+    for value in list(out):
+        with contextlib.suppress(ValueError, TypeError, RecursionError):
+            out.append(json.dumps(json.loads(value), ensure_ascii=False))
     return out
 
 
@@ -630,6 +634,16 @@ def carrier_brotli_form(client, secret):
     return post_compressed(client, brotli.compress(form), "br")
 
 
+def carrier_json_in_a_form_field(client, secret):
+    """JSON text in a field, as PHP's json_encode writes it (`\\/`, `\\u00e9`),
+    then form-encoded (the backslash as %5C)."""
+    fields = delivery(secrettoken=secret)
+    payload = json.dumps(dict(fields)).replace("/", "\\/")
+    return client.post(
+        "/hooks/default", data=urlencode([*fields, ("payload", payload)]), content_type=FORM_TYPE
+    )
+
+
 def carrier_zstd_form(client, secret):
     form = urlencode(delivery(secrettoken=secret)).encode()
     return post_compressed(client, zstandard.ZstdCompressor().compress(form), "zstd")
@@ -712,6 +726,7 @@ CARRIERS = {
     "gzip form, two members": carrier_gzip_members,
     "brotli form": carrier_brotli_form,
     "zstd form": carrier_zstd_form,
+    "JSON in a form field, escaped": carrier_json_in_a_form_field,
     "json, UTF-16 with BOM": carrier_json_utf16,
     "json, UTF-32 big-endian": carrier_json_utf32_be,
     "json, key repeated": carrier_json_repeated_key,

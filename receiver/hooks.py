@@ -7,6 +7,7 @@ it everywhere) → storage (one transaction) and is answered at once.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -481,7 +482,9 @@ def build_row(
         "path": red_text(reading.path),
         "subpath": red_text(reading.subpath),
         "query_string": red_data(reading.query_string),
-        "headers": json_text([[red_text(n), red_text(v)] for n, v in reading.headers]),
+        "headers": json_text(
+            [[red_text(n), _red_header(n, v, redactor)] for n, v in reading.headers]
+        ),
         "body": body,
         "content_type": red_text(reading.content_type),
         "content_length": len(reading.raw_body),
@@ -561,6 +564,24 @@ def _masked(data: bytes, body: Body, redactor: Redactor, notes: dict[str, str]) 
             "valid JSON."
         )
     return masked
+
+
+def _red_header(name: str, value: str, redactor: Redactor) -> str:
+    """A header's value with the keys received masked; in `Authorization:
+    Basic` credentials too, which base64 hides from a text search."""
+    value = redactor.text(value)
+    if name.lower() in ("authorization", "proxy-authorization") and redactor:
+        scheme, _, credentials = value.partition(" ")
+        if scheme.lower() == "basic" and credentials.strip():
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True).decode("latin-1")
+            except ValueError:  # not base64: masked as text, above
+                return value
+            masked = redactor.text(decoded)
+            if masked != decoded:
+                encoded = base64.b64encode(masked.encode("latin-1", "replace")).decode()
+                return f"{scheme} {encoded}"
+    return value
 
 
 def _dedupe_key(event_type: str, first: dict[str, str], params, accepted: bool) -> str | None:

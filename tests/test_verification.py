@@ -181,6 +181,9 @@ def recovered_strings(document) -> list[str]:
         # A header's UTF-8 bytes, as a WSGI server hands them over (latin-1).
         with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
             out.append(value.encode("latin-1").decode("utf-8"))
+        if value.lower().startswith("basic "):  # credentials, base64-encoded
+            with contextlib.suppress(ValueError):
+                out.append(base64.b64decode(value[6:]).decode("utf-8", "replace"))
     query = document["query_string"]
     out += [value for pair in parse_qsl(query, keep_blank_values=True) for value in pair]
     body = base64.b64decode(document["body_base64"])
@@ -644,6 +647,17 @@ def carrier_json_in_a_form_field(client, secret):
     )
 
 
+def carrier_basic_auth(client, secret):
+    """The key as HTTP Basic credentials too, which base64 hides from a text search."""
+    credentials = base64.b64encode(f"api:{secret}".encode()).decode()
+    return client.post(
+        "/hooks/default",
+        data=urlencode(delivery(secrettoken=secret)),
+        content_type=FORM_TYPE,
+        headers={"Authorization": f"Basic {credentials}"},
+    )
+
+
 def carrier_zstd_form(client, secret):
     form = urlencode(delivery(secrettoken=secret)).encode()
     return post_compressed(client, zstandard.ZstdCompressor().compress(form), "zstd")
@@ -727,6 +741,7 @@ CARRIERS = {
     "brotli form": carrier_brotli_form,
     "zstd form": carrier_zstd_form,
     "JSON in a form field, escaped": carrier_json_in_a_form_field,
+    "Authorization: Basic": carrier_basic_auth,
     "json, UTF-16 with BOM": carrier_json_utf16,
     "json, UTF-32 big-endian": carrier_json_utf32_be,
     "json, key repeated": carrier_json_repeated_key,

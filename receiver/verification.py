@@ -207,6 +207,19 @@ _PART_VALUE = re.compile(
     re.IGNORECASE,
 )
 _PATH_VALUE = re.compile(rb"secrettoken/([^/]{1,%d})" % _VALUE_MAX, re.IGNORECASE)
+# Other ways text names a value: quoted (a cookie's secrettoken="KEY", an XML
+# or HTML attribute), after a colon (YAML, a log line such as the platform's
+# own `secrettoken: KEY`), or as an XML element's text. The last two only for
+# a value of 8 characters or more: prose says "secrettoken: is required", and
+# a short value is masked wherever it stands alone.
+_QUOTED_VALUE = re.compile(
+    rb"""secrettoken['"]?\s*[=:]\s*(["'])((?:(?!\1)[^\r\n]){1,%d})\1""" % _VALUE_MAX,
+    re.IGNORECASE,
+)
+_COLON_VALUE = re.compile(
+    rb"secrettoken\s*:\s*([^\s'\"<>,;&{}\[\]]{8,%d})" % _VALUE_MAX, re.IGNORECASE
+)
+_ELEMENT_VALUE = re.compile(rb"secrettoken>\s*([^<\s]{8,%d})\s*<" % _VALUE_MAX, re.IGNORECASE)
 # What may stand right before the word for it to be a name of its own (not
 # has_secrettoken): the start, a character that is no part of a name, or a %XX escape.
 _NAME_PART = re.compile(rb"[A-Za-z0-9_-]")
@@ -269,7 +282,15 @@ def _named_value(data: bytes, at: int, path: bool) -> bytes | None:
         if match:
             return _json_string(match.group(1)) if match.group(1) is not None else match.group(2)
     match = _FORM_VALUE.match(data, at)  # also inside quotes: "secrettoken=KEY"
-    return match and unquote_to_bytes(match.group(1).replace(b"+", b" "))
+    if match:
+        return unquote_to_bytes(match.group(1).replace(b"+", b" "))
+    match = _QUOTED_VALUE.match(data, at)
+    if match:
+        return match.group(2)
+    if before.endswith(b"["):
+        return None  # a mask, [secrettoken:1a2b3c4d]: nothing to find in it
+    match = _COLON_VALUE.match(data, at) or _ELEMENT_VALUE.match(data, at)
+    return match and match.group(1)
 
 
 def names_secrettoken(data: bytes) -> bool:

@@ -1298,6 +1298,32 @@ def test_compressed_body_stored_masked_still_decodes_per_its_header(
     assert [name for name, _value in pairs] == [name for name, _value in params]
 
 
+NAMED_IN_TEXT = {
+    "quoted cookie": ({"Cookie": 'sid=1; secrettoken="{k}"'}, "text/plain", "event=LEAD_CREATED"),
+    "quoted in a header": ({"User-Agent": "bot secrettoken='{k}'"}, "text/plain", "hello"),
+    "XML element": ({}, "application/xml", "<hook><secrettoken>{k}</secrettoken></hook>"),
+    "XML attribute": ({}, "application/xml", '<hook secrettoken="{k}" event="LEAD_CREATED"/>'),
+    "a log line": ({}, "text/plain", "Fired WebHook\nsecrettoken: {k}\nevent: LEAD_CREATED"),
+    "YAML": ({}, "application/yaml", "event: LEAD_CREATED\nsecrettoken: {k}\n"),
+    "Python repr": ({}, "text/plain", "{{'event': 'LEAD_CREATED', 'secrettoken': '{k}'}}"),
+}
+
+
+@pytest.mark.parametrize("where", list(NAMED_IN_TEXT))
+def test_a_key_named_in_other_kinds_of_text_is_hidden(client, fetch, database_url, caplog, where):
+    """Senders that are not the platform name a key in their own ways."""
+    key = "sk_live_Q7wErTy9UiOp2AsD"
+    headers, content_type, body = NAMED_IN_TEXT[where]
+    headers = {name: value.format(k=key) for name, value in headers.items()}
+    caplog.set_level(logging.INFO)
+    response = client.post(
+        "/hooks/default", data=body.format(k=key), content_type=content_type, headers=headers
+    )
+    document = fetch(capture_id(response))
+    assert key not in json.dumps(document)
+    assert_secret_hidden(key, document, database_url, caplog.text)
+
+
 @pytest.mark.parametrize("kind", list(SECRETS))
 def test_a_secret_never_verified_is_hidden_too(client, fetch, database_url, caplog, kind):
     """No secret configured, or the wrong one: the received key is still a live key."""

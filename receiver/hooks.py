@@ -276,6 +276,8 @@ def _named_elsewhere(reading: Reading) -> list[str]:
         elif SECRET_PARAM in value.lower():
             scan.text(value.encode("latin-1", "replace"))
     scan.text(reading.raw_path.encode("utf-8", "replace"), path=True)
+    if reading.path != reading.raw_path:  # the name or its slash percent-encoded
+        scan.text(reading.path.encode("utf-8", "replace"), path=True)
     scan.text(reading.query_string)
     if not reading.body.wide_encoding:
         scan.text(reading.body.decoded)

@@ -854,6 +854,8 @@ NAMED_ELSEWHERE = {
     "query in capitals": ("/hooks/default?SECRETTOKEN=KEY", FORM_TYPE, "a=1", {}),
     "path segment": ("/hooks/default/secrettoken/KEY/x", FORM_TYPE, "a=1", {}),
     "path pair": ("/hooks/default/secrettoken=KEY", FORM_TYPE, "a=1", {}),
+    "path, its name percent-encoded": ("/hooks/default/secret%74oken/KEY/x", FORM_TYPE, "a=1", {}),
+    "path, its slash percent-encoded": ("/hooks/default/secrettoken%2FKEY", FORM_TYPE, "a=1", {}),
     "percent-encoded name": ("/hooks/default", FORM_TYPE, "Secret%54oken=KEY&a=1", {}),
     "percent-encoded name in the query": ("/hooks/default?secret%74oken[]=KEY", None, "", {}),
     "a pair in quotes in a text body": (

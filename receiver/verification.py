@@ -153,6 +153,14 @@ def secrets_to_mask(received: list[str], document: object = None) -> list[str]:
                 found += _leaves(value)
             elif isinstance(value, (dict, list)):
                 todo.append(value)
+            elif isinstance(value, str) and value[:1] in "{[" and names_secrettoken(
+                value.encode("utf-8", "surrogatepass")
+            ):
+                # JSON sent as a string inside JSON (a queue's or bus's envelope).
+                with contextlib.suppress(ValueError, RecursionError):
+                    inner = json.loads(value)
+                    if isinstance(inner, (dict, list)):
+                        todo.append(inner)
     # Ordered and distinct, and no longer than needed to tell there are too many.
     seen: dict[str, None] = {}
     for value in itertools.chain((v for v in received if v not in structured), found):
@@ -262,6 +270,9 @@ class NameScan:
             value = _named_value(data, at, path)
             if value:
                 self.add(value.decode("utf-8", "replace"))
+            elif not path:
+                for item in _json_structure_values(data, at):
+                    self.add(item)
 
 
 def _named_value(data: bytes, at: int, path: bool) -> bytes | None:
@@ -291,6 +302,30 @@ def _named_value(data: bytes, at: int, path: bool) -> bytes | None:
         return None  # a mask, [secrettoken:1a2b3c4d]: nothing to find in it
     match = _COLON_VALUE.match(data, at) or _ELEMENT_VALUE.match(data, at)
     return match and match.group(1)
+
+
+# "secrettoken": [...] or {...} in JSON text nothing parsed (a form field, a
+# header, a body that is not valid JSON).
+_JSON_STRUCTURE = re.compile(rb'secrettoken"\s*:\s*(?=[\[{])', re.IGNORECASE)
+# Inside one that is not valid JSON: the strings that are values, not names.
+_JSON_ITEM = re.compile(r'"((?:[^"\\]|\\.){1,4096})"\s*(?=[,\]}])')
+_JSON_DECODER = json.JSONDecoder()
+
+
+def _json_structure_values(data: bytes, at: int) -> list[str]:
+    """The texts and numbers of an array or object under the secrettoken name
+    at `at`, as JSON text: each is a key to mask, like a parsed body's."""
+    match = _JSON_STRUCTURE.match(data, at)
+    if not match:
+        return []
+    text = data[match.end() : match.end() + _VALUE_MAX].decode("utf-8", "replace")
+    try:
+        value, _end = _JSON_DECODER.raw_decode(text)
+    except ValueError:  # not valid JSON, or cut at _VALUE_MAX: up to the first close
+        close = re.search(r"[\]}]", text)
+        items = _JSON_ITEM.findall(text[: close.end() if close else len(text)])
+        return [_json_string(item.encode()).decode("utf-8", "replace") for item in items]
+    return _leaves(value)
 
 
 def names_secrettoken(data: bytes) -> bool:

@@ -890,6 +890,30 @@ NAMED_ELSEWHERE = {
         '{"data": {"SECRETTOKEN": "KEY"}}',
         {},
     ),
+    "JSON array in a form field": (
+        "/hooks/default",
+        FORM_TYPE,
+        "payload=%7B%22secrettoken%22%3A%5B%22KEY%22%5D%7D",
+        {},
+    ),
+    "JSON object in a header": (
+        "/hooks/default",
+        FORM_TYPE,
+        "a=1",
+        {"X-Meta": '{"secrettoken": {"live": "KEY"}}'},
+    ),
+    "JSON array in a body that is not valid JSON": (
+        "/hooks/default",
+        "application/json",
+        '{"secrettoken": ["KEY"],}',
+        {},
+    ),
+    "JSON as a string inside JSON": (
+        "/hooks/default",
+        "application/json",
+        '{"detail": {"body": "{\\"secrettoken\\": \\"KEY\\"}"}}',
+        {},
+    ),
 }
 
 

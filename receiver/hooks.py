@@ -569,21 +569,19 @@ def _masked(data: bytes, body: Body, redactor: Redactor, notes: dict[str, str]) 
 
 
 def _red_header(name: str, value: str, redactor: Redactor) -> str:
-    """A header's value with the keys received masked; in `Authorization:
-    Basic` credentials too, which base64 hides from a text search."""
-    value = redactor.text(value)
+    """A header's value with the keys received masked. `Authorization: Basic`
+    credentials holding one are decoded, masked and encoded again, so they
+    still read as credentials (the mask would otherwise stand in their base64)."""
     if name.lower() in ("authorization", "proxy-authorization") and redactor:
         scheme, _, credentials = value.partition(" ")
         if scheme.lower() == "basic" and credentials.strip():
-            try:
+            with contextlib.suppress(ValueError):  # not base64: masked as text, below
                 decoded = base64.b64decode(credentials.strip(), validate=True).decode("latin-1")
-            except ValueError:  # not base64: masked as text, above
-                return value
-            masked = redactor.text(decoded)
-            if masked != decoded:
-                encoded = base64.b64encode(masked.encode("latin-1", "replace")).decode()
-                return f"{scheme} {encoded}"
-    return value
+                masked = redactor.text(decoded)
+                if masked != decoded:
+                    encoded = base64.b64encode(masked.encode("latin-1", "replace")).decode()
+                    return f"{scheme} {encoded}"
+    return redactor.text(value)
 
 
 def _dedupe_key(event_type: str, first: dict[str, str], params, accepted: bool) -> str | None:

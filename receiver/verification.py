@@ -8,10 +8,12 @@ enough to tell which key a delivery used without revealing it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import hashlib
 import hmac
+import html.entities
 import itertools
 import json
 import logging
@@ -153,8 +155,10 @@ def secrets_to_mask(received: list[str], document: object = None) -> list[str]:
                 found += _leaves(value)
             elif isinstance(value, (dict, list)):
                 todo.append(value)
-            elif isinstance(value, str) and value[:1] in "{[" and names_secrettoken(
-                value.encode("utf-8", "surrogatepass")
+            elif (
+                isinstance(value, str)
+                and value[:1] in "{["
+                and names_secrettoken(value.encode("utf-8", "surrogatepass"))
             ):
                 # JSON sent as a string inside JSON (a queue's or bus's envelope).
                 with contextlib.suppress(ValueError, RecursionError):
@@ -205,8 +209,7 @@ _FORM_VALUE = re.compile(
 )
 # "secrettoken": "text" or "secrettoken": number (after the opening quote).
 _JSON_VALUE = re.compile(
-    rb'secrettoken"\s*:\s*(?:"((?:[^"\\]|\\.){1,%d})"|(-?[0-9][-+.eE0-9]{0,63}))'
-    % _VALUE_MAX,
+    rb'secrettoken"\s*:\s*(?:"((?:[^"\\]|\\.){1,%d})"|(-?[0-9][-+.eE0-9]{0,63}))' % _VALUE_MAX,
     re.IGNORECASE,
 )
 # name="secrettoken" (a multipart part's header), its other header lines, then its first line.
@@ -441,6 +444,16 @@ class Redactor:
         ordered = [_masking(key, s, s in expected) for s in sorted(secrets, key=len, reverse=True)]
         self._text = [(text, replacement) for text, _data, replacement in ordered]
         self._bytes = [(data, replacement.encode()) for _text, data, replacement in ordered]
+        # And base64 of any text holding one (Basic credentials, an echo's or
+        # a gateway's base64 body), wherever it starts in that text: looked
+        # for only in values long enough to hold such a run.
+        self._base64: list[tuple[re.Pattern[str], re.Pattern[bytes], str]] = []
+        for secret, (_text, _data, replacement) in zip(
+            sorted(secrets, key=len, reverse=True), ordered, strict=True
+        ):
+            in_base64 = _base64_masking(secret)
+            if in_base64 is not None:
+                self._base64.append((*in_base64, replacement))
         # Every spelling of a character is at least one character long, so
         # nothing shorter than the shortest secret can hold one.
         self._shortest = min(map(len, secrets), default=0)
@@ -456,6 +469,9 @@ class Redactor:
             return value
         for pattern, replacement in self._text:
             value = pattern.sub(replacement, value)
+        if len(value) >= BASE64_CORE_MIN:
+            for pattern, _data, replacement in self._base64:
+                value = pattern.sub(replacement, value)
         return value
 
     def data_size(self, value: bytes) -> int:
@@ -463,7 +479,12 @@ class Redactor:
         size = len(value)
         if size < self._shortest:
             return size
-        for pattern, replacement in self._bytes:
+        patterns = list(self._bytes)
+        if len(value) >= BASE64_CORE_MIN:
+            patterns += [
+                (pattern, replacement.encode()) for _t, pattern, replacement in self._base64
+            ]
+        for pattern, replacement in patterns:
             for match in pattern.finditer(value):
                 size += len(replacement) - (match.end() - match.start())
         return size
@@ -473,6 +494,9 @@ class Redactor:
             return value
         for pattern, replacement in self._bytes:
             value = _replace(pattern, replacement, value)
+        if len(value) >= BASE64_CORE_MIN:
+            for _text, pattern, replacement in self._base64:
+                value = _replace(pattern, replacement.encode(), value)
         return value
 
 
@@ -504,6 +528,32 @@ def _masking(
     return _text_pattern(secret, every), _bytes_pattern(secret, every), mask(key, secret)
 
 
+# Shorter base64 runs would match by chance: a key under 13 characters has no
+# run this long that depends on it alone.
+BASE64_CORE_MIN = 16
+
+
+@functools.lru_cache(maxsize=64)
+def _base64_masking(secret: str) -> tuple[re.Pattern[str], re.Pattern[bytes]] | None:
+    """Patterns for `secret` inside base64 (standard or URL-safe) of any text
+    that holds it: at each of the three places it can start within a 3-byte
+    group, the run of base64 characters that depend on its bytes alone."""
+    raw = secret.encode("utf-8")
+    cores: set[str] = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        core = encoded[-(-shift * 4 // 3) : (shift + len(raw)) * 4 // 3]
+        if len(core) >= BASE64_CORE_MIN:
+            cores |= {core, core.translate(_URL_SAFE)}
+    if not cores:
+        return None
+    pattern = "|".join(map(re.escape, sorted(cores, key=len, reverse=True)))
+    return re.compile(pattern), re.compile(pattern.encode())
+
+
+_URL_SAFE = str.maketrans("+/", "-_")
+
+
 _SHORT_JSON_ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",
@@ -514,6 +564,17 @@ _SHORT_JSON_ESCAPES = {
     "\r": "\\r",
     "\t": "\\t",
 }
+
+
+# Each character's named HTML references that end with a semicolon (amp;, plus;).
+_ENTITY_NAMES: dict[str, list[str]] = {}
+for _name, _char in html.entities.html5.items():
+    if len(_char) == 1 and _name.endswith(";"):
+        _ENTITY_NAMES.setdefault(_char, []).append(_name)
+
+
+def _hex_digit(digit: str) -> str:
+    return f"[{digit.lower()}{digit.upper()}]" if digit.isalpha() else digit
 
 
 def _hex(byte: int) -> str:
@@ -534,17 +595,27 @@ def _spellings(char: str) -> tuple[str, ...]:
     # JSON's escapes, and the same percent-encoded, as JSON text sent inside a
     # form field or a query is (PHP's json_encode writes `\/`, Python's
     # json.dumps `\u00e9`, and the form encoding turns the backslash to %5C).
-    backslash = r"(?:\\|%5[cC])"
-    if char in _SHORT_JSON_ESCAPES:
-        escaped = _SHORT_JSON_ESCAPES[char][1]
-        forms.append(backslash + f"(?:{re.escape(escaped)}|%{_hex(ord(escaped))})")
+    # Each a flat alternative: a group nested in one would keep the regex
+    # engine from skipping quickly to where a spelling can start.
     units = char.encode("utf-16-be")
-    forms.append(
-        "".join(
-            backslash + "[uU]" + _hex(units[i]) + _hex(units[i + 1])
-            for i in range(0, len(units), 2)
-        )
+    code_units = "".join(
+        "[uU]" + _hex(units[i]) + _hex(units[i + 1]) for i in range(0, len(units), 2)
     )
+    for backslash in (r"\\", "%5[cC]"):
+        if char in _SHORT_JSON_ESCAPES:
+            escaped = _SHORT_JSON_ESCAPES[char][1]
+            forms += [backslash + re.escape(escaped), backslash + "%" + _hex(ord(escaped))]
+        forms.append(code_units.replace("[uU]", backslash + "[uU]"))
+    if not char.isalnum():
+        # An HTML or XML character reference, as an answer or a page escapes
+        # it (Go's html/template writes + as &#43;), or a named one (&amp;);
+        # also form-encoded whole, as such text sent in a field is.
+        digits = "".join(_hex_digit(d) for d in f"{ord(char):X}")
+        names = [name[:-1] for name in _ENTITY_NAMES.get(char, ())]
+        for amp, hash_, semi in (("&", "#", ";"), ("%26", "%23", "%3[bB]")):
+            forms.append(f"{amp}{hash_}0*{ord(char)}{semi}")
+            forms.append(f"{amp}{hash_}[xX]0*{digits}{semi}")
+            forms.extend(amp + re.escape(name) + semi for name in names)
     if len(utf8) > 1:
         forms.append(re.escape(utf8.decode("latin-1")))  # UTF-8 read as latin-1
         if ord(char) < 256:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import html
 import json
 import logging
 import re
@@ -203,10 +204,16 @@ def recovered_strings(document) -> list[str]:
         out.append(json.dumps(json.loads(body_text), ensure_ascii=False))
     for param in document["params"]:
         out += [param["name"], param["value"]]
-    # JSON text found in any of those (a form field, a header) read as JSON.
+    # JSON text found in any of those (a form field, a header) read as JSON,
+    # character references read, base64 decoded.
     for value in list(out):
         with contextlib.suppress(ValueError, TypeError, RecursionError):
             out.append(json.dumps(json.loads(value), ensure_ascii=False))
+        out.append(html.unescape(value))
+        if re.fullmatch(r"[A-Za-z0-9+/_-]{16,}={0,2}", value or ""):
+            with contextlib.suppress(ValueError):
+                padded = value + "=" * (-len(value) % 4)
+                out.append(base64.b64decode(padded, altchars=b"-_").decode("utf-8", "replace"))
     return out
 
 
@@ -658,6 +665,16 @@ def carrier_basic_auth(client, secret):
     )
 
 
+def carrier_copies_in_other_encodings(client, secret):
+    """The key once more in fields of its own: as HTML character references
+    (a page's or an echo's escaping) and in base64 (an envelope's body)."""
+    referenced = "".join(c if c.isalnum() else f"&#{ord(c)};" for c in secret)
+    fields = [*delivery(secrettoken=secret), ("html", referenced)]
+    if len(secret.encode()) >= 13:  # shorter, no base64 run depends on the key alone
+        fields.append(("blob", base64.b64encode(f"note from x: {secret}!".encode()).decode()))
+    return client.post("/hooks/default", data=urlencode(fields), content_type=FORM_TYPE)
+
+
 def carrier_zstd_form(client, secret):
     form = urlencode(delivery(secrettoken=secret)).encode()
     return post_compressed(client, zstandard.ZstdCompressor().compress(form), "zstd")
@@ -742,6 +759,7 @@ CARRIERS = {
     "zstd form": carrier_zstd_form,
     "JSON in a form field, escaped": carrier_json_in_a_form_field,
     "Authorization: Basic": carrier_basic_auth,
+    "copies as HTML references and base64": carrier_copies_in_other_encodings,
     "json, UTF-16 with BOM": carrier_json_utf16,
     "json, UTF-32 big-endian": carrier_json_utf32_be,
     "json, key repeated": carrier_json_repeated_key,

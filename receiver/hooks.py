@@ -256,6 +256,10 @@ def _prepare(req: Request, rest: str, box: storage.InboxConfig, config):
     return row, log_text, hidden, verdict, arrived
 
 
+FILE_KEY_LINE_MIN = 8  # shorter lines of a file named secrettoken are not taken for keys
+FILE_NAME_KEY_MIN = 12  # nor shorter file names
+
+
 def _named_elsewhere(reading: Reading) -> list[str]:
     """Values under a secrettoken name of another kind (see verification's
     NameScan): parameters and headers so named, and what the scan finds in
@@ -270,6 +274,17 @@ def _named_elsewhere(reading: Reading) -> list[str]:
             scan.text(name.encode("utf-8", "surrogatepass"))  # JSON sent as a form
         if SECRET_PARAM in value.lower():
             scan.text(value.encode("utf-8", "surrogatepass"))  # JSON in a form field
+    for part in reading.body.parts:
+        if part.filename is not None and is_secret_name(part.name):
+            # A file under the name: each line long enough to be a key (a file
+            # holds one, perhaps after a blank line or a title), and its name
+            # if it is that long too (not key.txt).
+            if len(part.filename) >= FILE_NAME_KEY_MIN:
+                scan.add(part.filename)
+            content = bytes(reading.body.files[part.index][: 64 * 1024])
+            for line in content.decode("utf-8", "replace").splitlines():
+                if len(line.strip()) >= FILE_KEY_LINE_MIN:
+                    scan.add(line.strip())
     for name, value in reading.headers:
         if is_secret_header(name):
             scan.add(value)

@@ -836,6 +836,18 @@ MULTIPART_FILE = (
     "Content-Type: text/plain\r\n\r\n"
     "KEY\n\r\n--b0undary--\r\n"
 )
+MULTIPART_FILE_KEY_ON_LINE_2 = (
+    "--b0undary\r\n"
+    'Content-Disposition: form-data; name="secrettoken"; filename="key.txt"\r\n'
+    "Content-Type: text/plain\r\n\r\n"
+    "\nOur key:\nKEY\n\r\n--b0undary--\r\n"
+)
+MULTIPART_FILE_KEY_AS_NAME = (
+    "--b0undary\r\n"
+    'Content-Disposition: form-data; name="secrettoken"; filename="KEY"\r\n'
+    "Content-Type: text/plain\r\n\r\n"
+    "x\r\n--b0undary--\r\n"
+)
 NAMED_ELSEWHERE = {
     # (path, content type, body, extra headers); KEY stands for the key.
     "form body without a content type": ("/hooks/default", None, "a=1&secrettoken=KEY", {}),
@@ -860,6 +872,18 @@ NAMED_ELSEWHERE = {
         "/hooks/default",
         "multipart/form-data; boundary=b0undary",
         MULTIPART_FILE,
+        {},
+    ),
+    "multipart file part, the key on line 2": (
+        "/hooks/default",
+        "multipart/form-data; boundary=b0undary",
+        MULTIPART_FILE_KEY_ON_LINE_2,
+        {},
+    ),
+    "multipart file part, the key as its file name": (
+        "/hooks/default",
+        "multipart/form-data; boundary=b0undary",
+        MULTIPART_FILE_KEY_AS_NAME,
         {},
     ),
     "another header": (

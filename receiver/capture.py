@@ -419,10 +419,7 @@ def _inflate(data: bytes, wbits: int, coding: str, limit: int, body: Body, outer
                 produced, error = _read_until_fault(before, piece, limit - size + 1), exc
             size += len(produced)
             if size > limit or (error is None and inflater.unconsumed_tail):
-                notes["encoding"] = (
-                    f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
-                )
-                return None
+                return _too_large(body, limit)
             out.append(produced)
             if error is not None:
                 break
@@ -445,15 +442,8 @@ def _inflate(data: bytes, wbits: int, coding: str, limit: int, body: Body, outer
                 pos = start  # a later "member" none of which reads: bytes after the data
                 break
             if not read and start == 0:
-                if error is not None:
-                    raise error
-                notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
-                return None
-            problem = f"broken ({error})" if error else "truncated"
-            notes["encoding"] = (
-                f"{coding} body is {problem}: shown decoded as far as it could be read; "
-                "the raw body is kept as received."
-            )
+                return _unreadable(body, coding, error)
+            _read_in_part(body, coding, error)
             members.append(read)
             if found < 0:
                 body.decoded_partly = True
@@ -468,16 +458,46 @@ def _inflate(data: bytes, wbits: int, coding: str, limit: int, body: Body, outer
             "the raw body keeps them.",
         )
         pos = found
-    if pos < len(view):
-        notes["encoding"] = (
-            f"{len(view) - pos} byte(s) after the end of the {coding} data are not part of it: "
-            "shown decoded without them; the raw body keeps them."
-        )
-        if outermost:
-            body.after_coded = bytes(view[pos:])
-        else:  # inside another coding: a body stored again cannot keep them
-            body.decoded_partly = True
+    _set_apart(body, view, pos, coding, outermost)
     return b"".join(members)
+
+
+def _too_large(body: Body, limit: int) -> None:
+    body.notes["encoding"] = f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
+    return None
+
+
+def _unreadable(body: Body, coding: str, error: BaseException | None) -> None:
+    """None of the data could be read: the decoder's error, or a note that the
+    data was cut short before any of it could be."""
+    if error is not None:
+        raise error
+    body.notes["encoding"] = f"{coding} body is truncated; kept as received, not decoded."
+    return None
+
+
+def _read_in_part(body: Body, coding: str, error: BaseException | None) -> None:
+    problem = f"broken ({error})" if error is not None else "truncated"
+    body.notes["encoding"] = (
+        f"{coding} body is {problem}: shown decoded as far as it could be read; "
+        "the raw body is kept as received."
+    )
+    body.decoded_partly = True
+
+
+def _set_apart(body: Body, view: memoryview, end: int, coding: str, outermost: bool) -> None:
+    """Bytes after the end of the coded data at `end`, if any: said, and kept
+    to store after the data again (not possible inside another coding)."""
+    if end >= len(view):
+        return
+    body.notes["encoding"] = (
+        f"{len(view) - end} byte(s) after the end of the {coding} data are not part of it: "
+        "shown decoded without them; the raw body keeps them."
+    )
+    if outermost:
+        body.after_coded = bytes(view[end:])
+    else:  # inside another coding: a body stored again cannot keep them
+        body.decoded_partly = True
 
 
 def _read_until_fault(inflater, piece, room: int) -> bytes:
@@ -533,10 +553,7 @@ def _unbrotli(data: bytes, limit: int, body: Body, outermost: bool) -> bytes | N
             out.append(produced)
             size += len(produced)
         if size > limit:
-            body.notes["encoding"] = (
-                f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
-            )
-            return None
+            return _too_large(body, limit)
         if error is not None or end is not None:
             break
         pos += len(piece)
@@ -545,27 +562,11 @@ def _unbrotli(data: bytes, limit: int, body: Body, outermost: bool) -> bytes | N
         end = pos
     read = b"".join(out)
     if end is not None:
-        if end < len(view):
-            body.notes["encoding"] = (
-                f"{len(view) - end} byte(s) after the end of the br data are not part of it: "
-                "shown decoded without them; the raw body keeps them."
-            )
-            if outermost:
-                body.after_coded = bytes(view[end:])
-            else:  # inside another coding: a body stored again cannot keep them
-                body.decoded_partly = True
+        _set_apart(body, view, end, "br", outermost)
         return read
     if not read:
-        if error is not None:
-            raise error
-        body.notes["encoding"] = "br body is truncated; kept as received, not decoded."
-        return None
-    problem = f"broken ({error})" if error is not None else "truncated"
-    body.notes["encoding"] = (
-        f"br body is {problem}: shown decoded as far as it could be read; "
-        "the raw body is kept as received."
-    )
-    body.decoded_partly = True
+        return _unreadable(body, "br", error)
+    _read_in_part(body, "br", error)
     return read
 
 
@@ -635,10 +636,7 @@ def _unzstd(data: bytes, limit: int, body: Body, outermost: bool) -> bytes | Non
                 break
             size += len(produced)
             if size > limit:
-                body.notes["encoding"] = (
-                    f"Decoded body exceeds {limit} bytes; kept as received, not decoded."
-                )
-                return None
+                return _too_large(body, limit)
             out.append(produced)
             pos += len(piece) - len(decoder.unused_data)
         read = b"".join(out)
@@ -648,26 +646,10 @@ def _unzstd(data: bytes, limit: int, body: Body, outermost: bool) -> bytes | Non
                 continue  # the next frame
             break
         if not read and not frames:
-            if error is not None:
-                raise error
-            body.notes["encoding"] = "zstd body is truncated; kept as received, not decoded."
-            return None
-        problem = f"broken ({error})" if error is not None else "truncated"
-        body.notes["encoding"] = (
-            f"zstd body is {problem}: shown decoded as far as it could be read; "
-            "the raw body is kept as received."
-        )
-        body.decoded_partly = True
+            return _unreadable(body, "zstd", error)
+        _read_in_part(body, "zstd", error)
         return b"".join([*frames, read])
-    if pos < len(view):
-        body.notes["encoding"] = (
-            f"{len(view) - pos} byte(s) after the end of the zstd data are not part of it: "
-            "shown decoded without them; the raw body keeps them."
-        )
-        if outermost:
-            body.after_coded = bytes(view[pos:])
-        else:  # inside another coding: a body stored again cannot keep them
-            body.decoded_partly = True
+    _set_apart(body, view, pos, "zstd", outermost)
     return b"".join(frames)
 
 

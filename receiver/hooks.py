@@ -441,7 +441,10 @@ def build_row(
     """The capture's columns, and its parameters as (source, name, value):
     everything read, with every received secret masked."""
     red_text, red_data = redactor.text, redactor.data
-    params = [(source, red_text(name), red_text(value)) for source, name, value in reading.params]
+    params = [
+        (source, red_text(name), redactor.named(name, value))
+        for source, name, value in reading.params
+    ]
     values: dict[str, list[str]] = {}
     for _source, name, value in params:
         values.setdefault(name, []).append(value)
@@ -596,7 +599,7 @@ def _red_header(name: str, value: str, redactor: Redactor) -> str:
                 if masked != decoded:
                     encoded = base64.b64encode(masked.encode("latin-1", "replace")).decode()
                     return f"{scheme} {encoded}"
-    return redactor.text(value)
+    return redactor.named(name, value)
 
 
 def _dedupe_key(event_type: str, first: dict[str, str], params, accepted: bool) -> str | None:

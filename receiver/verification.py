@@ -439,18 +439,23 @@ class Redactor:
 
     def __init__(self, key: str, secrets: list[str], expected: Collection[str] = ()):
         """`expected`: those of the secrets that are keys the inbox expects (the
-        delivery verified): masked in every spelling, however long."""
-        # Longest secrets first, so one that contains another is masked whole.
-        ordered = [_masking(key, s, s in expected) for s in sorted(secrets, key=len, reverse=True)]
-        self._text = [(text, replacement) for text, _data, replacement in ordered]
-        self._bytes = [(data, replacement.encode()) for _text, data, replacement in ordered]
+        delivery verified): masked in every spelling, however long. A wrong
+        key that is a placeholder (see is_placeholder) is masked only where it
+        stands as a secrettoken's value: right after the name in text, and
+        in values under the name (`named`)."""
+        ordered = sorted(secrets, key=len, reverse=True)  # one inside another is masked whole
+        bound = [s for s in ordered if s not in expected and is_placeholder(s)]
+        free = [s for s in ordered if s not in bound]
+        masks = [_masking(key, s, s in expected) for s in free]
+        self._text = [(text, replacement) for text, _data, replacement in masks]
+        self._bytes = [(data, replacement.encode()) for _text, data, replacement in masks]
+        self._bound = _bound_masking(key, tuple(bound)) if bound else None
+        self._named = [(text, r) for text, _data, r in (_masking(key, s) for s in bound)]
         # And base64 of any text holding one (Basic credentials, an echo's or
         # a gateway's base64 body), wherever it starts in that text: looked
         # for only in values long enough to hold such a run.
         self._base64: list[tuple[re.Pattern[str], re.Pattern[bytes], str]] = []
-        for secret, (_text, _data, replacement) in zip(
-            sorted(secrets, key=len, reverse=True), ordered, strict=True
-        ):
+        for secret, (_text, _data, replacement) in zip(free, masks, strict=True):
             in_base64 = _base64_masking(secret)
             if in_base64 is not None:
                 self._base64.append((*in_base64, replacement))
@@ -462,15 +467,26 @@ class Redactor:
         self.may_stand_bare = any(_BARE_TOKEN.fullmatch(secret) for secret in secrets)
 
     def __bool__(self) -> bool:
-        return bool(self._text)
+        return bool(self._text or self._bound)
 
     def text(self, value: str) -> str:
         if len(value) < self._shortest:
             return value
         for pattern, replacement in self._text:
             value = pattern.sub(replacement, value)
+        if self._bound is not None:
+            value = self._bound.text(value)
         if len(value) >= BASE64_CORE_MIN:
             for pattern, _data, replacement in self._base64:
+                value = pattern.sub(replacement, value)
+        return value
+
+    def named(self, name: str, value: str) -> str:
+        """A value under `name` (a parameter, a header): as `text`, and when the
+        name is a secrettoken's, with placeholder keys masked in it too."""
+        value = self.text(value)
+        if self._named and SECRET_PARAM in name.lower():
+            for pattern, replacement in self._named:
                 value = pattern.sub(replacement, value)
         return value
 
@@ -479,6 +495,8 @@ class Redactor:
         size = len(value)
         if size < self._shortest:
             return size
+        if self._bound is not None:  # rare: a wrong placeholder key
+            return len(self.data(value))
         patterns = list(self._bytes)
         if len(value) >= BASE64_CORE_MIN:
             patterns += [
@@ -494,10 +512,79 @@ class Redactor:
             return value
         for pattern, replacement in self._bytes:
             value = _replace(pattern, replacement, value)
+        if self._bound is not None:
+            value = self._bound.data(value)
         if len(value) >= BASE64_CORE_MIN:
             for _text, pattern, replacement in self._base64:
                 value = _replace(pattern, replacement.encode(), value)
         return value
+
+
+# A wrong key this short made only of digits, or of letters in one case (a
+# placeholder: `1`, `42`, `true`, `test`, `changeme`, `Production`), is
+# masked only where it stands as the secrettoken's value. Masked wherever it
+# stands alone, it would rewrite the rest of the delivery: every 42, every
+# true, a host name's 1. A short key with mixed case or letters and digits
+# (`Qx9vK`) may be a real one, and is masked wherever it stands alone.
+def is_placeholder(secret: str) -> bool:
+    if len(secret) >= STANDALONE_UNDER:
+        return False
+    core = re.sub(r"[-_. ]", "", secret)
+    if core.isdigit():
+        return True
+    return core.isalpha() and (core.islower() or core.isupper() or core.istitle())
+
+
+# What may stand between the name secrettoken and its value, in the ways a
+# value follows its name: `=`, `: `, `":"`, `="`, `>`, `[]=`, `/`, a
+# multipart part's blank line, JSON or HTML escaped quotes, those
+# percent-encoded, and in an array the items before it (masked by then).
+# Not after an XML closing tag's name.
+_NAME_LEAD = (
+    r"(?<!</)(?i:secrettoken)"
+    r"(?:[\s\"'=:,\[\]/>+]|%(?:3[dDaA]|2[027cCfF]|5[bBdDcC])|\\\"|&quot;|&#0*34;"
+    r"|&#[xX]0*22;|\[secrettoken:[0-9a-f]{8}\]){0,24}"
+)
+
+
+class _BoundMasking:
+    """Placeholder keys masked where they follow the name secrettoken."""
+
+    def __init__(self, key: str, secrets: tuple[str, ...]):
+        texts = "|".join(f"(?P<s{n}>{''.join(map(_text_group, s))})" for n, s in enumerate(secrets))
+        datas = b"|".join(
+            b"(?P<s%d>%s)" % (n, b"".join(map(_bytes_group, s))) for n, s in enumerate(secrets)
+        )
+        lead, after = f"(?P<lead>{_NAME_LEAD})", "(?![A-Za-z0-9])"
+        self._text = re.compile(f"{lead}(?:{texts}){after}")
+        self._bytes = re.compile(b"%s(?:%s)%s" % (lead.encode(), datas, after.encode()))
+        self._masks = [mask(key, s) for s in secrets]
+
+    def _swap(self, match: re.Match) -> AnyStr:
+        found = next(n for n, value in enumerate(match.groups()[1:]) if value is not None)
+        lead = match.group("lead")
+        return lead + (self._masks[found] if isinstance(lead, str) else self._masks[found].encode())
+
+    def text(self, value: str) -> str:
+        # Once more per item masked, for a JSON array of such keys: each item
+        # follows the name only once the ones before it are masks.
+        for _ in range(len(self._masks) + 1):
+            value, changed = self._text.subn(self._swap, value)
+            if not changed:
+                break
+        return value
+
+    def data(self, value: bytes) -> bytes:
+        for _ in range(len(self._masks) + 1):
+            value, changed = self._bytes.subn(self._swap, value)
+            if not changed:
+                break
+        return value
+
+
+@functools.lru_cache(maxsize=64)
+def _bound_masking(key: str, secrets: tuple[str, ...]) -> _BoundMasking:
+    return _BoundMasking(key, secrets)
 
 
 def _replace(pattern: re.Pattern[bytes], replacement: bytes, value: bytes) -> bytes:

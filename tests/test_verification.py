@@ -24,9 +24,11 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 import brotli
 import pytest
 import zstandard
+from conftest import SECRET_KEY
 from sqlalchemy import create_engine, inspect, text
 
 from receiver.catalog import EVENTS, sample_delivery
+from receiver.verification import mask
 
 KEY = "qrp_live_8f2K9xYz3Lm7Qw1R"
 OTHER_KEY = "qrp_live_Zt4Hn6Vb0Pq2Ws8E"
@@ -1458,28 +1460,102 @@ def test_a_long_unexpected_value_is_hidden_in_lower_case_escapes_too(client, fet
 
 
 @pytest.mark.parametrize("placeholder", ["e", "test", "changeme"])
-def test_a_short_placeholder_key_is_hidden_where_it_stands_alone_only(
-    client, fetch, database_url, caplog, placeholder
+def test_a_wrong_placeholder_key_is_hidden_where_it_is_the_secrettoken_only(
+    client, fetch, caplog, placeholder
 ):
+    """A placeholder sent as the key (`test`, `changeme`) is masked as the
+    secrettoken's value, and nowhere else: the same word elsewhere in the
+    delivery (its path, a header, a title) is the sender's data."""
     caplog.set_level(logging.INFO, logger="receiver.hooks")
-    body = f"event=VOUCHER_UPDATED&title=Contest+winner+changemer&secrettoken={placeholder}&code=7W"
+    body = f"event=VOUCHER_UPDATED&title=Contest+winner+{placeholder}&secrettoken={placeholder}"
     response = client.post(
-        f"/hooks/default/{placeholder}",
-        data=body,
+        f"/hooks/default/{placeholder}?secrettoken={placeholder}",
+        data=body + "&code=7W",
         content_type=FORM_TYPE,
         headers={"User-Agent": "Tester", "X-Note": f"key {placeholder}"},
     )
     document = fetch(capture_id(response))
     assert document["event_type"] == "VOUCHER_UPDATED"
-    params = {p["name"]: p["value"] for p in document["params"]}
-    assert params["title"] == "Contest winner changemer"
-    assert params["secrettoken"].startswith("[secrettoken:")
-    assert ["User-Agent", "Tester"] in document["headers"]
-    note = next(value for name, value in document["headers"] if name == "X-Note")
-    assert note.startswith("key [secrettoken:")
-    assert document["path"] == "/hooks/default/" + params["secrettoken"]
-    assert f"secrettoken={placeholder}&" not in document["body_text"]
+    params = [(p["name"], p["value"]) for p in document["params"]]
+    assert ("title", f"Contest winner {placeholder}") in params
+    hidden = mask(SECRET_KEY, placeholder)
+    assert [v for n, v in params if n == "secrettoken"] == [hidden] * 2
+    assert ["X-Note", f"key {placeholder}"] in document["headers"]
+    assert document["path"] == f"/hooks/default/{placeholder}"
+    assert document["query_string"] == "secrettoken=" + hidden
+    assert document["body_text"] == (
+        f"event=VOUCHER_UPDATED&title=Contest+winner+{placeholder}&secrettoken={hidden}&code=7W"
+    )
     assert f"secrettoken: {placeholder}\n" not in caplog.text
+
+
+def test_a_wrong_placeholder_key_does_not_rewrite_the_rest_of_a_json_body(client, fetch):
+    sent = {"secrettoken": "42", "order": {"id": 42, "qty": 42}, "note": "answer 42", "ok": True}
+    document = fetch(capture_id(client.post("/hooks/default", json=sent)))
+    hidden = mask(SECRET_KEY, "42")
+    assert json.loads(document["body_text"]) == {**sent, "secrettoken": hidden}
+    params = {p["name"]: p["value"] for p in document["params"]}
+    assert params["secrettoken"] == hidden
+    assert params["order"] == '{"id": 42, "qty": 42}'
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "masked"),
+    [
+        # As a number (masked as a string, so the JSON stays valid), and in an array.
+        ('{"secrettoken": 1, "n": 1}', "application/json", '{"secrettoken": "{mask}", "n": 1}'),
+        (
+            '{"secrettoken": ["1", "2"], "n": [1, 2]}',
+            "application/json",
+            '{"secrettoken": ["{mask1}", "{mask2}"], "n": [1, 2]}',
+        ),
+        # JSON text in a form field, form-encoded; an XML element; a multipart part.
+        (
+            "data=%7B%22secrettoken%22%3A%221%22%2C%22n%22%3A%221%22%7D",
+            FORM_TYPE,
+            "data=%7B%22secrettoken%22%3A%22{mask}%22%2C%22n%22%3A%221%22%7D",
+        ),
+        (
+            "<a><secrettoken>1</secrettoken><n>1</n></a>",
+            "text/xml",
+            "<a><secrettoken>{mask}</secrettoken><n>1</n></a>",
+        ),
+        (
+            '--b\r\nContent-Disposition: form-data; name="secrettoken"\r\n\r\n1\r\n'
+            '--b\r\nContent-Disposition: form-data; name="n"\r\n\r\n1\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+            '--b\r\nContent-Disposition: form-data; name="secrettoken"\r\n\r\n{mask}\r\n'
+            '--b\r\nContent-Disposition: form-data; name="n"\r\n\r\n1\r\n--b--\r\n',
+        ),
+    ],
+)
+def test_a_wrong_placeholder_key_is_masked_after_its_name_in_any_form(
+    client, fetch, database_url, body, content_type, masked
+):
+    response = client.post(
+        "/hooks/default/in/1?n=1",
+        data=body,
+        content_type=content_type,
+        headers={"X-Secrettoken": "1", "X-Session": "secrettoken=1; n=1", "X-N": "1"},
+    )
+    document = fetch(capture_id(response))
+    mask1, mask2 = (mask(SECRET_KEY, key) for key in ("1", "2"))
+    expected = masked.replace("{mask}", mask1).replace("{mask1}", mask1)
+    assert document["body_text"] == expected.replace("{mask2}", mask2)
+    headers = dict(document["headers"])
+    assert headers["X-Secrettoken"] == mask1
+    assert headers["X-Session"] == f"secrettoken={mask1}; n=1"
+    assert headers["X-N"] == "1"
+    assert document["path"] == "/hooks/default/in/1"
+    assert document["query_string"] == "n=1"
+    assert headers["Host"] == "localhost"
+
+
+def test_a_wrong_placeholder_key_cannot_swell_a_body(client, fetch):
+    body = "secrettoken=1&data=" + "1+" * 100_000
+    document = fetch(capture_id(client.post("/hooks/default", data=body, content_type=FORM_TYPE)))
+    stored = base64.b64decode(document["body_base64"])
+    assert stored == body.replace("secrettoken=1", "secrettoken=" + mask(SECRET_KEY, "1")).encode()
 
 
 def test_a_short_key_after_an_escape_is_hidden_too(client, fetch, database_url, caplog):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import delete, select, update
+from werkzeug.exceptions import BadRequest
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import storage
@@ -60,6 +62,7 @@ def init_app(app: Flask) -> None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.session_interface = DashboardSessions()
     app.before_request(guard)
+    app.before_request(refuse_nul_characters)
     app.register_blueprint(bp)
 
 
@@ -180,6 +183,24 @@ def guard():
     return None
 
 
+NUL_REFUSED = (
+    "The URL holds a NUL character (%00); no inbox name, capture id or search takes one. "
+    "(Capture URLs take anything: there it is captured as sent.)"
+)
+
+
+def refuse_nul_characters():
+    """A NUL character in a page's or the API's URL (a search, a name) is
+    refused with 400: PostgreSQL's text cannot hold one, so looking for it
+    would fail there as a 500. (Settings refuse one field by field.)"""
+    if request.blueprint in OPEN_BLUEPRINTS or request.endpoint == "static":
+        return None
+    texts = [request.path, *itertools.chain.from_iterable(request.args.items(multi=True))]
+    if any("\x00" in text for text in texts):
+        raise BadRequest(NUL_REFUSED)
+    return None
+
+
 class _Attempts:
     """Failed logins per client address, in the database, so that every worker
     and app server of it counts the same ones (a bound, not an audit)."""
@@ -278,6 +299,8 @@ def create_token(label: str) -> str:
     label = label.strip()[:100]
     if not label:
         abort(400, description="Give the token a label.")
+    if "\x00" in label:
+        abort(400, description="The label must not contain a NUL character.")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     db.session.add(
         ApiToken(

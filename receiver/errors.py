@@ -63,7 +63,8 @@ def handle_unexpected(exc: Exception):
     # A failed transaction must not poison the next request on this session.
     with contextlib.suppress(Exception):
         db.session.rollback()
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    # repr: a path cannot forge a log line with an encoded line break.
+    log.exception("unhandled error on %s %r", request.method, request.path)
     return handle_http_error(InternalServerError())
 
 

@@ -499,8 +499,8 @@ def build_row(
         "inbox_id": inbox_id,
         "received_at": reading.received_at,
         "method": reading.method,
-        "path": red_text(reading.path),
-        "subpath": red_text(reading.subpath),
+        "path": _column_text(red_text(reading.path)),
+        "subpath": _column_text(red_text(reading.subpath)),
         "query_string": red_data(reading.query_string),
         "headers": json_text(
             [[red_text(n), _red_header(n, v, redactor)] for n, v in reading.headers]
@@ -512,8 +512,8 @@ def build_row(
         "params": json_text(params),
         "details": json_text(details),
         "event_type": event_type,
-        "code": first.get("code", "")[:200],
-        "user": first.get("user", "")[:200],
+        "code": _column_text(first.get("code", "")[:200]),
+        "user": _column_text(first.get("user", "")[:200]),
         "verdict": verdict.verdict,
         "secret_label": verdict.label,
         "secret_fingerprint": verdict.fingerprint,
@@ -521,6 +521,13 @@ def build_row(
         "dedupe_key": _dedupe_key(event_type, first, params, verdict.accepted),
     }
     return row, params
+
+
+def _column_text(value: str) -> str:
+    """A text column's value with a NUL character shown as ␀: PostgreSQL's text
+    cannot hold one. These columns are for lists and filters; the exact value
+    is kept in the raw path, the parameters and the body."""
+    return value.replace("\x00", "\u2400")
 
 
 def _redacted_body(reading: Reading, redactor: Redactor) -> tuple[bytes, dict[str, str]]:

@@ -168,6 +168,8 @@ def _text(name: str, value, limit: int, *, single_line: bool = True) -> str | No
         raise SettingsError(name, f"must be at most {limit} characters")
     if single_line and ("\r" in text or "\n" in text):
         raise SettingsError(name, "must be a single line")
+    if "\x00" in text:  # PostgreSQL's text cannot hold one
+        raise SettingsError(name, "must not contain a NUL character")
     return text or None
 
 

@@ -47,6 +47,8 @@ def as_id(text: str | None) -> int | None:
 
 
 def find_inbox(slug: str) -> Inbox | None:
+    if "\x00" in slug:
+        return None  # no inbox has one in its name (and PostgreSQL could not look)
     return db.session.execute(select(Inbox).where(Inbox.slug == slug)).scalar_one_or_none()
 
 

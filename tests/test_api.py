@@ -1518,3 +1518,30 @@ def test_har_urls_of_raw_utf8_paths_are_valid_urls(client):
     client.get("/hooks/default/x", environ_overrides=raw)  # as gunicorn hands raw UTF-8 over
     (entry,) = json.loads(exported(client, "har").get_data())["log"]["entries"]
     assert entry["request"]["url"] == "http://localhost/hooks/default/caf%C3%A9?n=Jos%C3%A9"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/inboxes/default/captures?q=%00",
+        "/inboxes/default?q=%00",
+        "/inboxes/default/rows?q=a%00",
+        "/api/inboxes/a%00b",
+        "/inboxes/a%00b",
+    ],
+)
+def test_a_nul_character_in_a_page_or_api_url_is_refused_with_400(client, url):
+    response = client.get(url)
+    assert response.status_code == 400
+    assert "NUL character" in response.get_data(as_text=True)
+
+
+def test_a_nul_character_in_a_setting_is_refused_by_name(client, runner):
+    for field in ("response_body", "response_content_type"):
+        message = "must not contain a NUL character"
+        assert_error(patch(client, **{field: "text/plain\u0000"}), 422, "invalid_setting", message)
+    secret = {"label": "a\u0000", "secret": "k" * 20}
+    assert_error(client.post("/api/inboxes/default/secrets", json=secret), 422, "invalid_setting")
+    copy = client.post("/api/inboxes/default/copy-config", json={"to": "a\u0000", "create": True})
+    assert_error(copy, 422, "invalid_setting", "slug")
+    assert inbox(client)["secrets"] == [] and inbox(client)["response_body"] is None

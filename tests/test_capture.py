@@ -1209,3 +1209,31 @@ def test_bytes_that_are_not_utf8_are_said_to_be_shown_replaced(client, fetch, bo
     stored = fetch(response.get_json()["id"])
     assert ("utf8" in stored["notes"]) is noted
     assert raw_body(stored) == body  # the bytes themselves are kept as sent
+
+
+def test_a_nul_character_anywhere_in_a_delivery_is_captured_not_refused(client, fetch):
+    """PostgreSQL's text cannot hold NUL: the list's columns show it as ␀, and
+    the raw path, parameters and body keep it as sent."""
+    response = client.post(
+        "/hooks/default/a%00b?code=%00",
+        data="event=QR_CODE_SCANNED&code=A%00B&user=u%00",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200, response.get_json()
+    document = fetch(response.get_json()["id"])
+    assert document["path"] == "/hooks/default/a\u2400b"
+    assert document["subpath"] == "a\u2400b"
+    assert document["raw_path"] == "/hooks/default/a%00b"
+    assert (document["code"], document["user"]) == ("A\u2400B", "u\u2400")
+    params = [(p["name"], p["value"]) for p in document["params"]]
+    assert ("code", "A\x00B") in params and ("user", "u\x00") in params
+    assert ("code", "\x00") in params
+    as_json = client.post("/hooks/default", json={"code": "a\u0000b", "note": "\u0000"})
+    assert as_json.status_code == 200
+    assert fetch(as_json.get_json()["id"])["code"] == "a\u2400b"
+
+
+def test_an_inbox_name_with_a_nul_character_is_not_found(client):
+    response = client.post("/hooks/a%00b", data="event=QR_CODE_SCANNED")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "unknown_inbox"

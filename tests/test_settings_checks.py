@@ -36,7 +36,6 @@ def add_secret(client, label: str, secret: str, user: str | None = None):
         "text/plain\x0bX-Injected: 1",
         "text/plain\x85X-Injected: 1",
         "text/plain\tX-Injected: 1",
-        "text/plain\x00",
         "hello",
         "text/",
         "/plain",

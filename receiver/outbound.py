@@ -403,11 +403,32 @@ class _CheckedHTTPSConnection(_PeerCheck, HTTPSConnection):
     pass
 
 
-class _CheckedHTTPPool(HTTPConnectionPool):
+class _ExactTarget:
+    """Sends the request target as it was given. urllib3 percent-encodes it
+    again on the way out and upper-cases its escapes: a query holding one `%`
+    that is no escape (`bad=100%`) went out with every `%` as `%25`
+    (`sig=abc%252Bdef`), and `%2b` as `%2B`. (What is given is checked: the
+    target is built from the capture as it arrived, or requests' own.)"""
+
+    _given = threading.local()
+
+    def urlopen(self, method, url, *args, **kwargs):
+        self._given.target = url
+        try:
+            return super().urlopen(method, url, *args, **kwargs)
+        finally:
+            self._given.target = None
+
+    def _make_request(self, conn, method, url, *args, **kwargs):
+        given = getattr(self._given, "target", None)
+        return super()._make_request(conn, method, given or url, *args, **kwargs)
+
+
+class _CheckedHTTPPool(_ExactTarget, HTTPConnectionPool):
     ConnectionCls = _CheckedHTTPConnection
 
 
-class _CheckedHTTPSPool(HTTPSConnectionPool):
+class _CheckedHTTPSPool(_ExactTarget, HTTPSConnectionPool):
     ConnectionCls = _CheckedHTTPSConnection
 
 

@@ -431,6 +431,17 @@ def test_replay_sends_the_same_request_byte_for_byte(app, client, ctx, target):
     assert relay.attempts(capture.id) == [attempt]
 
 
+def test_replay_sends_a_query_with_a_stray_percent_and_lower_case_escapes_as_sent(
+    app, client, ctx, target
+):
+    query = "sig=abc%2bdef&bad=100%&pc=%2B%20&odd=%ZZ"
+    response = client.get("/hooks/default/q?" + query)
+    capture = db.session.get(Capture, response.get_json()["id"])
+    relay.replay(capture, target.url + "/in", with_subpath=True)
+    (received,) = target.requests
+    assert received.path == "/in/q?" + query
+
+
 def test_replay_without_subpath_keeps_the_query(app, client, ctx, target):
     response = client.put("/hooks/default/sub?a=1", data=b"x")
     capture = db.session.get(Capture, response.get_json()["id"])

@@ -930,3 +930,16 @@ def test_the_open_capture_row_is_current_and_links_name_their_capture(watched, l
     expect(page.locator(f"#capture-{second}")).to_have_attribute("aria-current", "true")
     expect(page.locator(f"#capture-{first}")).not_to_have_attribute("aria-current", "true")
     assert page.locator("#detail").evaluate("pane => pane.scrollTop") == 0
+
+
+def test_the_first_tab_shows_a_skip_link_that_leads_to_the_search(watched, live_server):
+    page = watched.page
+    open_inbox(page)
+    skip = page.locator(".skip-link")
+    expect(skip).not_to_be_in_viewport()
+    page.keyboard.press("Tab")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.locator("#q")).to_be_focused()

@@ -921,3 +921,28 @@ def test_a_mistake_in_a_statement_is_a_500_not_hidden_as_the_database_being_away
     response = client.get("/api/inboxes")
     assert response.status_code == 500
     assert response.get_json()["error"]["code"] == "internal_server_error"
+
+
+# Elements the keyboard stops at, as they open in the markup.
+FOCUSABLE = re.compile(
+    r'<(?:a\s[^>]*href|button|select|textarea|summary|input(?![^>]*type="hidden"))\b[^>]*>'
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("/", "content"),
+        ("/tokens", "content"),
+        ("/inboxes/default/settings", "content"),
+        ("/inboxes/default", "capture-list"),
+        ("/inboxes/default/captures/{id}", "capture-list"),
+    ],
+)
+def test_the_first_stop_for_the_keyboard_skips_to_the_content(client, path, target):
+    capture_id = send(client)
+    html = client.get(path.format(id=capture_id)).get_data(as_text=True)
+    body = html.split("<body", 1)[1]
+    first = FOCUSABLE.search(body).group(0)
+    assert 'class="skip-link"' in first and f'href="#{target}"' in first
+    assert re.search(rf'<[a-z]+ id="{target}"[^>]* tabindex="-1"', body)

@@ -90,7 +90,7 @@ def random_slug() -> str:
 
 
 # What storage.SLUG allows, in words.
-SLUG_RULE = "1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+SLUG_RULE = "1-64 lower-case letters (a-z), digits, '-' or '_', starting with a letter or digit"
 
 
 def check_slug(slug, *, field: str = "slug") -> str:

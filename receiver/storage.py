@@ -22,8 +22,10 @@ from .models import Capture, CaptureCount, ExpectedSecret, Inbox
 from .verification import Expected
 
 DEFAULT_INBOX = "default"
-# Readable, URL-safe inbox names: `acme-prod`.
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Readable, URL-safe inbox names: `acme-prod`. The pattern is also the forms'
+# `pattern` attribute, which browsers read with the v flag: its '-' is escaped.
+SLUG_PATTERN = r"[a-z0-9][a-z0-9_\-]{0,63}"
+SLUG = re.compile(rf"^{SLUG_PATTERN}$")
 
 captures = Capture.__table__
 counts = CaptureCount.__table__

@@ -293,7 +293,11 @@
     var field = document.querySelector('[name="' + error.dataset.field + '"]');
     if (!field) return;
     field.setAttribute("aria-invalid", "true");
-    field.setAttribute("aria-describedby", error.id || (error.id = "form-error"));
+    // Said with the field's hint (the rule it breaks), if it has one.
+    var id = error.id || (error.id = "form-error");
+    var described = (field.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    if (described.indexOf(id) < 0) described.unshift(id);
+    field.setAttribute("aria-describedby", described.join(" "));
     field.focus();
   });
 })();

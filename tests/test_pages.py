@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from markupsafe import escape
 
 from receiver import catalog, live, storage
 from receiver.extensions import db
@@ -946,3 +947,30 @@ def test_the_first_stop_for_the_keyboard_skips_to_the_content(client, path, targ
     first = FOCUSABLE.search(body).group(0)
     assert 'class="skip-link"' in first and f'href="#{target}"' in first
     assert re.search(rf'<[a-z]+ id="{target}"[^>]* tabindex="-1"', body)
+
+
+def described_input(html: str, name: str) -> tuple[str, str]:
+    """An input's tag and the text of what it is described by."""
+    tag = re.search(rf'<input[^>]* name="{name}"[^>]*>', html).group(0)
+    hint_id = re.search(r'aria-describedby="([^"]+)"', tag).group(1)
+    hint = re.search(rf'<[a-z]+ class="hint" id="{hint_id}">([^<]*)<', html).group(1)
+    return tag, hint
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/", "slug"), ("/inboxes/default/settings", "slug"), ("/inboxes/default/settings", "to")],
+)
+def test_inbox_name_fields_state_their_rule_in_a_title_and_a_hint(client, path, name):
+    html = client.get(path).get_data(as_text=True)
+    tag, hint = described_input(html, name)
+    rule = str(
+        escape("1-64 lower-case letters (a-z), digits, '-' or '_', starting with a letter or digit")
+    )
+    assert f'pattern="{storage.SLUG_PATTERN}"' in tag
+    assert re.search(r'title="[^"]*' + re.escape(rule), tag)
+    assert rule in hint
+    if path == "/":
+        # Said in a hint, not only in a placeholder a phone's narrow field cuts off.
+        assert "Leave empty for a random, unguessable name." in hint
+        assert "random" not in re.search(r'placeholder="([^"]*)"', tag).group(1)

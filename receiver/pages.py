@@ -451,12 +451,14 @@ def settings(slug: str):
 def add_secret(slug: str):
     inbox = _inbox_or_404(slug)
     secret = request.form.get("secret", "")
+    label, user = request.form.get("label", ""), request.form.get("user", "")
     try:
-        inboxes.add_secret(
-            inbox, request.form.get("label", ""), secret, request.form.get("user") or None
-        )
+        inboxes.add_secret(inbox, label, secret, user or None)
     except inboxes.SettingsError as error:
-        return _settings_page(inbox, error=error, status=422)
+        # Said beside the add-secret form, with what was typed (never the key).
+        return _settings_page(
+            inbox, secret_error=error, secret_typed={"label": label, "user": user}, status=422
+        )
     saved = "secret-trimmed" if inboxes.trimmed(secret) != secret else "secret"
     return redirect(url_for("pages.settings", slug=slug, saved=saved), code=303)
 

@@ -287,10 +287,13 @@
   });
 
   // A form the server refused: point at the field it names, keep what was typed.
+  // The form just sent comes first, before a note about a stale saved setting.
   document.addEventListener("DOMContentLoaded", function () {
-    var error = document.querySelector(".form-error[data-field]");
+    var error = document.querySelector(".form-error[data-field]:not(.stale)") ||
+      document.querySelector(".form-error[data-field]");
     if (!error) return;
-    var field = document.querySelector('[name="' + error.dataset.field + '"]');
+    var form = error.closest("form") || document;
+    var field = form.querySelector('[name="' + error.dataset.field + '"]');
     if (!field) return;
     field.setAttribute("aria-invalid", "true");
     // Said with the field's hint (the rule it breaks), if it has one.

@@ -943,3 +943,19 @@ def test_the_first_tab_shows_a_skip_link_that_leads_to_the_search(watched, live_
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")
     expect(page.locator("#q")).to_be_focused()
+
+
+def test_a_refused_secret_puts_focus_on_its_field_beside_the_message(watched, live_server):
+    page = watched.page
+    page.goto("/inboxes/default/settings")
+    page.locator("input[name=label]").fill("spaces")
+    page.locator("input[name=secret]").fill("   ")
+    page.get_by_role("button", name="Add secret").click()
+    secret = page.locator("input[name=secret]")
+    expect(secret).to_be_focused()
+    expect(secret).to_have_accessible_description("Not added. Secret API key: is required")
+    expect(page.locator("#secret-error")).to_be_in_viewport()
+    # The refusal is a 422, which the browser logs: that one is expected.
+    refused = [e for e in watched.console_errors if "422" in e and "/secrets" in e]
+    assert len(refused) == 1
+    watched.console_errors.remove(refused[0])

@@ -974,3 +974,22 @@ def test_inbox_name_fields_state_their_rule_in_a_title_and_a_hint(client, path, 
         # Said in a hint, not only in a placeholder a phone's narrow field cuts off.
         assert "Leave empty for a random, unguessable name." in hint
         assert "random" not in re.search(r'placeholder="([^"]*)"', tag).group(1)
+
+
+def test_a_refused_secret_is_said_beside_its_form_with_what_was_typed(client):
+    page = "/inboxes/default/settings"
+    fields = {"label": "staging", "secret": "   ", "user": "alice"}
+    token = csrf_token(client, page)
+    response = client.post("/inboxes/default/secrets", data={"csrf_token": token, **fields})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    form = html.split('action="/inboxes/default/secrets"', 1)[1].split("</form>", 1)[0]
+    # In the add-secret form, not above the settings form as if it had failed.
+    assert "Not saved." not in html
+    error = re.search(r'<p class="form-error" id="([^"]+)" role="alert" data-field="secret">', form)
+    assert "Not added. Secret API key: is required" in form
+    secret = re.search(r'<input name="secret"[^>]*>', form).group(0)
+    assert 'aria-invalid="true"' in secret and f'aria-describedby="{error.group(1)}"' in secret
+    assert re.search(r'<input name="label"[^>]* value="staging"', form)
+    assert re.search(r'<input name="user"[^>]* value="alice"', form)
+    assert "aria-invalid" not in re.search(r'<input name="label"[^>]*>', form).group(0)

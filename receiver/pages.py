@@ -192,7 +192,8 @@ def capture_page(slug: str, capture_id: int):
     capture = _capture_in(inbox, capture_id)
     detail = _detail_context(inbox, capture)
     if _fragment_request() and htmx.target == "detail":
-        return _vary(make_response(render_template("partials/capture_detail.html", **detail)))
+        # With the title of the page the pushed URL names.
+        return _vary(make_response(render_template("partials/capture_swap.html", **detail)))
     context = _list_context(inbox, _filters())
     context.update(detail)
     return _vary(make_response(render_template("inbox.html", **context)))

@@ -959,3 +959,16 @@ def test_a_refused_secret_puts_focus_on_its_field_beside_the_message(watched, li
     refused = [e for e in watched.console_errors if "422" in e and "/secrets" in e]
     assert len(refused) == 1
     watched.console_errors.remove(refused[0])
+
+
+def test_an_opened_capture_titles_the_page_and_going_back_restores_it(watched, live_server):
+    capture_id = deliver(live_server, "titled", data={"event": "LEAD_CREATED"})
+    page = watched.page
+    open_inbox(page)
+    page.locator(f"#capture-{capture_id} .row-link").click()
+    expect(page).to_have_url(re.compile(rf"/captures/{capture_id}$"))
+    expect(page).to_have_title(f"Capture #{capture_id} · default · Webhook receiver")
+    page.go_back()
+    expect(page).to_have_title("default · Webhook receiver")
+    page.go_forward()
+    expect(page).to_have_title(f"Capture #{capture_id} · default · Webhook receiver")

@@ -993,3 +993,24 @@ def test_a_refused_secret_is_said_beside_its_form_with_what_was_typed(client):
     assert re.search(r'<input name="label"[^>]* value="staging"', form)
     assert re.search(r'<input name="user"[^>]* value="alice"', form)
     assert "aria-invalid" not in re.search(r'<input name="label"[^>]*>', form).group(0)
+
+
+def test_a_capture_page_and_its_swapped_in_detail_are_titled_with_the_capture(client):
+    capture_id = send(client)
+    path = f"/inboxes/default/captures/{capture_id}"
+    title = f"<title>Capture #{capture_id} · default · Webhook receiver</title>"
+    assert title in client.get(path).get_data(as_text=True)
+    # htmx takes a fragment's top-level <title> as the page's, with the pushed URL.
+    fragment = client.get(path, headers={**HX, "HX-Target": "detail"}).get_data(as_text=True)
+    assert fragment.lstrip().startswith(title)
+    assert "<title>default · Webhook receiver</title>" in client.get("/inboxes/default").get_data(
+        as_text=True
+    )
+    # Deleted, the page's URL names the inbox again, and so does its title.
+    token = csrf_token(client)
+    deleted = client.delete(path, headers={**HX, "HX-Target": "detail", "X-CSRFToken": token})
+    assert (
+        deleted.get_data(as_text=True)
+        .lstrip()
+        .startswith("<title>default · Webhook receiver</title>")
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sys
 from datetime import timedelta
 
@@ -9,18 +12,56 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from . import inboxes, storage, writer
 from .extensions import db
 from .models import ExpectedSecret, Inbox
 
+# PostgreSQL advisory lock key for setting the database up ("rcvsetup" in ASCII).
+SETUP_LOCK = int.from_bytes(b"rcvsetup", "big")
+
 
 def setup_database() -> None:
-    """Bring the schema up to date and make sure the default inbox exists."""
-    upgrade()
-    storage.ensure_default_inbox()
+    """Bring the schema up to date and make sure the default inbox exists.
+    Servers that start together take turns: the first migrates, the others
+    then find the schema up to date (at once, two would both create it)."""
+    with _setup_turn(db.engine):
+        upgrade()
+        storage.ensure_default_inbox()
     writer.mark_set_up(db.engine)
+
+
+@contextlib.contextmanager
+def _setup_turn(engine):
+    """Held while the database is set up: on PostgreSQL a session advisory
+    lock, on SQLite an flock on the file itself (SQLite's own locks are
+    fcntl locks, which an flock does not touch)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SETUP_LOCK})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SETUP_LOCK})
+                connection.commit()
+        return
+    path = writer.database_file(engine)
+    fd = None
+    if path is not None:
+        # A file set up before and gone since is not made here: connecting
+        # says it is gone (see receiver._tune_database).
+        flags = os.O_RDWR if writer.was_set_up(path) else os.O_RDWR | os.O_CREAT
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(path, flags, 0o600)
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # lets go of the lock
 
 
 def set_up_if_new() -> None:

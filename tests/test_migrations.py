@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import ROOT, make_app
+from conftest import ROOT, TEST_DATABASE_URL, make_app
 from flask_migrate import downgrade, upgrade
+from sqlalchemy import create_engine, text
 
 from receiver.storage import ensure_default_inbox
 
@@ -154,3 +158,44 @@ def test_downgrading_sqlite_to_the_first_schema_keeps_captures_and_secrets(tmp_p
         version = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     assert version == "0001_initial"
     assert after == before
+
+
+def test_servers_starting_together_on_a_new_database_all_set_it_up(tmp_path):
+    """Several app servers started at once on an empty database: one migrates,
+    the others wait and find it done (they had raced to create the schema)."""
+    admin = None
+    if TEST_DATABASE_URL:
+        fresh = f"setup_race_{os.getpid()}"
+        admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {fresh}"))
+        url = f"{TEST_DATABASE_URL.rpartition('/')[0]}/{fresh}"
+    else:
+        url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "k"}
+    env.pop("TEST_DATABASE_URL", None)
+    try:
+        starts = [
+            subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", "setup"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(3)
+        ]
+        outputs = [start.communicate(timeout=120)[0].decode() for start in starts]
+        assert [start.returncode for start in starts] == [0, 0, 0], outputs
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            inboxes = connection.execute(text("SELECT slug FROM inbox")).scalars().all()
+            version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        engine.dispose()
+        assert inboxes == ["default"]
+        assert version == LATEST
+    finally:
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.execute(text(f"DROP DATABASE IF EXISTS {fresh} WITH (FORCE)"))
+            admin.dispose()

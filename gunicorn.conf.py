@@ -88,7 +88,7 @@ def on_starting(server):
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(metrics_dir, exist_ok=True)
     _clear_metrics(metrics_dir)
-    from receiver import create_app
+    from receiver import create_app, storage
     from receiver.cli import setup_database
     from receiver.extensions import db
 
@@ -97,7 +97,8 @@ def on_starting(server):
         setup_database()
         host, _, port = bind.rpartition(":")
         base = f"http://{host}:{port}"
-        server.log.info("Capture URL: %s/hooks/default", base)
+        if storage.find_inbox(storage.DEFAULT_INBOX) is not None:
+            server.log.info("Capture URL: %s/hooks/%s", base, storage.DEFAULT_INBOX)
         server.log.info("Dashboard:   %s/", base)
         # Workers open their own connections; none may inherit the master's.
         db.engine.dispose()

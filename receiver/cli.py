@@ -23,12 +23,15 @@ SETUP_LOCK = int.from_bytes(b"rcvsetup", "big")
 
 
 def setup_database() -> None:
-    """Bring the schema up to date and make sure the default inbox exists.
+    """Bring the schema up to date; a new database gets the `default` inbox,
+    so a newcomer has a URL to copy at once (one deleted later stays gone).
     Servers that start together take turns: the first migrates, the others
     then find the schema up to date (at once, two would both create it)."""
     with _setup_turn(db.engine):
+        new = not inspect(db.engine).has_table("alembic_version")
         upgrade()
-        storage.ensure_default_inbox()
+        if new:
+            storage.ensure_default_inbox()
     writer.mark_set_up(db.engine)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from receiver import create_app
 from receiver.cli import setup_database
 from receiver.extensions import db
+from receiver.storage import ensure_default_inbox
 
 SECRET_KEY = "test-secret-key-for-hashes"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -96,6 +97,7 @@ def database_url(template_database, tmp_path):
             db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
             db.session.commit()
             setup_database()
+            ensure_default_inbox()
             db.engine.dispose()
         return TEST_DATABASE_URL
     path = tmp_path / "receiver.sqlite3"

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, TEST_DATABASE_URL, make_app
+from conftest import ROOT, TEST_DATABASE_URL, close_app, make_app
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, text
 
+from receiver import inboxes, storage
+from receiver.cli import setup_database
 from receiver.storage import ensure_default_inbox
 
 # The newest migration: revision ids are their file names.
@@ -199,3 +201,18 @@ def test_servers_starting_together_on_a_new_database_all_set_it_up(tmp_path):
             with admin.connect() as connection:
                 connection.execute(text(f"DROP DATABASE IF EXISTS {fresh} WITH (FORCE)"))
             admin.dispose()
+
+
+def test_a_deleted_default_inbox_stays_deleted_after_a_restart(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    first = make_app(url)
+    with first.app_context():
+        setup_database()
+        assert storage.find_inbox("default") is not None
+        inboxes.remove(storage.find_inbox("default"))
+    close_app(first)
+    again = make_app(url)
+    with again.app_context():
+        setup_database()  # as every server start does
+        assert storage.find_inbox("default") is None
+    close_app(again)

@@ -473,6 +473,13 @@ def test_the_capture_page_says_what_a_receiver_should_do_with_each_verdict(runne
     assert "should refuse it (answer 401)" in advice(client, wrong)
     assert "compare the fingerprints" in advice(client, wrong)
     assert "anyone could have sent it" in advice(client, keyless)
+    # Another sender's delivery (a GitHub push) is not told it should be refused.
+    github = client.post(
+        "/hooks/default", json={"ref": "refs/heads/main"}, headers={"X-GitHub-Event": "push"}
+    )
+    said = advice(client, capture_id(github))
+    assert said.startswith("It carries no secrettoken. If it claims to come from the platform")
+    assert "signature header" in said
     # Only a delivery that carried a key has one masked.
     said = "The key itself is never stored"
     assert said in client.get(f"/inboxes/default/captures/{wrong}").get_data(as_text=True)

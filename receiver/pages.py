@@ -411,10 +411,12 @@ def _settings_page(inbox: Inbox, error=None, status: int = 200, typed=None, **ex
             inboxes.check(settings)
         except inboxes.SettingsError as refused:
             stale = refused
+    countdown_shown = settings["fail_remaining"]  # as stored, whatever was typed
     if typed is not None:
         settings.update(typed)
     context = {
         "inbox": inbox,
+        "countdown_shown": countdown_shown,
         "field_labels": FIELD_LABELS,
         "settings": settings,
         "stale": stale,
@@ -435,6 +437,12 @@ def settings(slug: str):
     if request.method == "GET":
         return _settings_page(inbox)
     values = {name: request.form.get(name, "") for name in FORM_SETTINGS if name in request.form}
+    # A countdown the deliveries since moved on: saving the page unchanged
+    # would set it back to what the page showed and fail them all again.
+    if "fail_remaining" in values and values["fail_remaining"] == request.form.get(
+        "fail_remaining_shown"
+    ):
+        del values["fail_remaining"]
     for name in BOOLEAN_SETTINGS:
         values[name] = name in request.form
     for name in ("response_content_type", "response_body", "forward_url"):

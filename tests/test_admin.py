@@ -652,3 +652,33 @@ def test_commands_work_on_a_database_the_server_never_set_up(tmp_path, another_a
     assert result.exit_code == 0, result.output
     listed = app.test_cli_runner().invoke(args=["inbox", "list"])
     assert listed.output.startswith("default\t")
+
+
+def test_saving_the_settings_page_does_not_set_the_failure_countdown_back(client):
+    client.patch("/api/inboxes/default", json={"fail_remaining": 1})
+    page = client.get("/inboxes/default/settings").get_data(as_text=True)
+    shown = re.search(r'name="fail_remaining_shown" value="(\d+)"', page).group(1)
+    assert client.post("/hooks/default").status_code == 500  # the countdown moves on: 0
+    assert client.post("/hooks/default").status_code == 200
+    fields = {"slug": "default", "fail_status": "500", "response_body": "changed"}
+    saved = form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        fail_remaining=shown,
+        fail_remaining_shown=shown,
+        **fields,
+    )
+    assert saved.status_code == 303
+    assert api_inbox(client)["fail_remaining"] == 0
+    assert client.post("/hooks/default").status_code == 200
+    # Changed on the page, it is set.
+    form_post(
+        client,
+        "/inboxes/default/settings",
+        "/inboxes/default/settings",
+        fail_remaining="2",
+        fail_remaining_shown=shown,
+        **fields,
+    )
+    assert api_inbox(client)["fail_remaining"] == 2

@@ -220,11 +220,13 @@ def delete_inbox(slug: str):
 @click.argument("slug")
 @click.argument("mode", type=click.Choice(["on", "off"]))
 def enforce(slug: str, mode: str):
-    """on: answer a mismatched or missing secrettoken with 401 (still recorded)."""
+    """on: answer a delivery whose secrettoken is not verified with 401 (still recorded)."""
     inbox = _inbox_or_exit(slug)
     inbox.enforce_secret = mode == "on"
     db.session.commit()
     click.echo(f"Inbox {slug!r}: enforce mode {mode}.")
+    if inbox.enforce_secret and not inboxes.secrets_of(inbox):
+        click.echo("No key is expected yet, so every delivery is answered 401: add one.")
 
 
 @click.command("purge")

@@ -144,7 +144,9 @@ def _capture(app, req: Request, inbox: str, rest: str):
     # A browser's CORS preflight is answered 204 (it carries no key and is no
     # delivery): it is neither rejected nor one of the deliveries set to fail.
     preflight = box.cors and _is_preflight(req)
-    rejected = box.enforce_secret and not verdict.accepted and not preflight
+    # Enforced, only a verified key passes: with no key expected yet, none
+    # does (accepting all would leave the inbox open while it says enforcing).
+    rejected = box.enforce_secret and verdict.verdict != VERIFIED and not preflight
     # "Fail the first N deliveries": counted down atomically, so concurrent
     # deliveries fail exactly N times between them.
     failing = (

@@ -76,7 +76,8 @@ SETTINGS_INPUT = {
     },
     "enforce_secret": {
         "type": "boolean",
-        "description": "Answer a missing or mismatched secrettoken with 401 (still recorded).",
+        "description": "Answer a delivery whose secrettoken is not verified (missing, "
+        "mismatched, or no key expected yet) with 401 (still recorded).",
     },
     "response_status": {"type": "integer", "minimum": 200, "maximum": 599},
     "response_content_type": {

@@ -1840,3 +1840,19 @@ def test_json_with_unpaired_surrogate_escapes_is_captured_with_a_note(client, fe
     assert values["note"] == "a\ufffdb"
     assert values["\ufffdkey"] == '["\U0001f600"]'  # a proper pair stays one character
     assert "surrogate" in document["notes"]["json"]
+
+
+def test_an_enforcing_inbox_with_no_key_yet_refuses_every_delivery(runner, client, fetch):
+    """Not open to all while it says it enforces: nothing can verify yet."""
+    enforce(runner, "on")
+    for sent in (delivery(secrettoken=KEY), delivery(secrettoken=None)):
+        response = post_form(client, sent)
+        assert response.status_code == 401
+        document = fetch(capture_id(response))
+        assert document["secret"]["verdict"] == "not_configured" and document["rejected"]
+    page = client.get("/inboxes/default/settings").get_data(as_text=True)
+    assert "No key is expected yet, so every delivery is answered 401" in page
+    add_secret(runner, "prod", KEY)
+    assert post_form(client, delivery(secrettoken=KEY)).status_code == 200
+    page = client.get("/inboxes/default/settings").get_data(as_text=True)
+    assert "No key is expected yet" not in page

@@ -70,7 +70,8 @@ FIXED = ["capture_id", "received_at", "method", "path", "event_type", "verdict"]
 
 
 def csv_rows(inbox: Inbox, base_url: str) -> Iterator[str]:
-    """One row per capture, one column per parameter name seen (first value)."""
+    """One row per capture, one column per parameter name seen; a parameter
+    sent more than once has its values one per line in its cell."""
     names: dict[str, None] = {}
     for rows in _batches(inbox, Capture.params):
         for _id, params in rows:
@@ -79,9 +80,9 @@ def csv_rows(inbox: Inbox, base_url: str) -> Iterator[str]:
     # A parameter named like a fixed column gets a prefix instead of a duplicate header.
     yield _csv_line(FIXED + [f"param:{n}" if n in FIXED else n for n in names])
     for capture in _captures(inbox):
-        first: dict[str, str] = {}
+        values: dict[str, list[str]] = {}
         for _source, name, value in capture.param_list:
-            first.setdefault(name, value)
+            values.setdefault(name, []).append(value)
         fixed = [
             capture.id,
             capture.received_at.isoformat() + "Z",
@@ -90,7 +91,7 @@ def csv_rows(inbox: Inbox, base_url: str) -> Iterator[str]:
             capture.event_type,
             capture.verdict,
         ]
-        yield _csv_line(fixed + [first.get(name, "") for name in names])
+        yield _csv_line(fixed + ["\n".join(values.get(name, ())) for name in names])
 
 
 def har(inbox: Inbox, base_url: str) -> Iterator[str]:

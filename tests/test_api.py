@@ -1072,6 +1072,14 @@ def test_csv_export_has_a_column_per_parameter_seen(client):
     assert rows[2][6:] == ["QR_CODE_SCANNED", "", "phone", "odd"]
 
 
+def test_csv_export_keeps_every_value_of_a_repeated_parameter(client):
+    form = "application/x-www-form-urlencoded"
+    client.post("/hooks/default?tag=q", data="tag=a&tag=b&tag=-c", content_type=form)
+    rows = list(csv.reader(io.StringIO(exported(client, "csv").get_data(as_text=True))))
+    assert rows[0][len(FIXED) :] == ["tag"]
+    assert rows[1][len(FIXED) :] == ["a\nb\n-c\nq"]
+
+
 def test_har_export_is_har_1_2(client):
     client.post("/hooks/default/x?q=1", data={"event": "LEAD_CREATED"})
     client.post("/hooks/default", data=b"\xff\x00", content_type="application/octet-stream")

@@ -277,7 +277,7 @@ def curl_command(capture: Capture, base_url: str) -> str:
     sent = {name.lower() for name, _value in capture.header_list}
     for name, value in capture.header_list:
         if name.lower() not in NOT_REPLAYED:
-            parts += ["-H", _quote(f"{name}: {value}")]
+            parts += ["-H", _quote(_header_option(name, value))]
     # Without these, curl adds its own and the capture would differ.
     defaults = ["User-Agent", "Accept"]
     if capture.body:
@@ -294,6 +294,12 @@ def curl_command(capture: Capture, base_url: str) -> str:
     # NUL bytes cannot be passed as an argument, and a leading @ names a file
     # to curl: such bodies go through printf's escapes on standard input.
     return f"{printf_command(body)} | " + " ".join([*parts, "--data-binary", "@-"])
+
+
+def _header_option(name: str, value: str) -> str:
+    """curl's -H for one header: `Name:` with nothing after it removes the header;
+    `Name;` is how curl is told to send it empty."""
+    return f"{name};" if value == "" else f"{name}: {value}"
 
 
 _PLAIN = re.compile(r"^[\x20-\x7e]*$")

@@ -666,6 +666,13 @@ def test_curl_command_replays_method_path_query_headers_and_body(app, client):
     )
 
 
+def test_curl_command_sends_an_empty_header_value_as_curl_spells_it(app, client):
+    capture_id = client.post("/hooks/default", data=b"x", headers={"X-Empty": ""}).get_json()["id"]
+    with app.app_context():
+        command = curl_command(db.session.get(Capture, capture_id), "http://h")
+    assert " -H 'X-Empty;' " in command  # `X-Empty:` would tell curl to leave it out
+
+
 @pytest.mark.parametrize("app_config", [{"RECEIVER_MAX_STREAMS": 1}])
 def test_open_streams_are_capped_per_worker_and_slots_come_back(client):
     first = client.get("/inboxes/default/stream", buffered=False)

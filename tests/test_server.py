@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import html
 import re
 import socket
 import sqlite3
@@ -584,3 +585,61 @@ def test_the_instance_folder_can_be_put_elsewhere(tmp_path):
     assert (data / "secret_key").is_file()
     with sqlite3.connect(data / "receiver.sqlite3") as con:
         assert con.execute("SELECT count(*) FROM capture").fetchone() == (1,)
+
+
+# --- Copy as cURL, run as a pasted command runs ---
+
+
+def copied_as_curl(server, capture_id: int) -> str:
+    """The command the capture's page shows under "Copy as cURL"."""
+    page = requests.get(f"{server.url}/inboxes/default/captures/{capture_id}", timeout=60).text
+    shown = re.search(r'<pre class="curl-command"[^>]*>(.*?)</pre>', page, re.S).group(1)
+    return html.unescape(shown)
+
+
+def replayed_with_curl(server, capture_id: int) -> int:
+    """Runs the copied command in bash and returns the new capture's id. Read from
+    standard input, as a pasted command is: as `bash -c`'s argument a command for
+    a long body would itself be over the kernel's limit."""
+    command = copied_as_curl(server, capture_id) + " --silent --show-error --max-time 60"
+    result = subprocess.run(["bash"], input=command.encode(), capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    return requests.models.complexjson.loads(result.stdout)["id"]
+
+
+def assert_replayed_as_captured(server, original_id: int) -> None:
+    replay_id = replayed_with_curl(server, original_id)
+    original, replay = (
+        requests.get(f"{server.url}/api/captures/{n}", timeout=60).json()
+        for n in (original_id, replay_id)
+    )
+    for key in ("method", "raw_path", "query_string", "content_type", "body_base64"):
+        assert replay[key] == original[key], key
+
+    def headers(capture: dict) -> list:
+        # Connection is about the one connection: not replayed, and curl sends none.
+        return sorted((n, v) for n, v in capture["headers"] if n.lower() != "connection")
+
+    assert headers(replay) == headers(original)
+
+
+def send_raw(server, body: bytes, content_type: str, *extra: bytes) -> int:
+    """A POST with only the headers given, and the Host that curl sends."""
+    lines = [
+        b"POST /hooks/default/copied HTTP/1.1",
+        b"Host: 127.0.0.1:%d" % server.port,
+        b"Content-Type: " + content_type.encode(),
+        *extra,
+        b"Content-Length: %d" % len(body),
+        b"Connection: close",
+    ]
+    answer = raw_request(server, b"".join(line + b"\r\n" for line in lines) + b"\r\n" + body)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    return capture_id_of(answer)
+
+
+def test_copy_as_curl_replays_an_empty_header_value(live_server):
+    capture_id = send_raw(live_server, b"x", "text/plain", b"X-Empty:", b"X-After: 1")
+    stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=10).json()
+    assert ["X-Empty", ""] in stored["headers"]
+    assert_replayed_as_captured(live_server, capture_id)

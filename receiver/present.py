@@ -21,6 +21,10 @@ from .models import Capture
 HEX_PREVIEW_BYTES = 4096
 TEXT_PREVIEW_CHARS = 200_000
 CURL_BODY_LIMIT = 256 * 1024
+# curl adds `Expect: 100-continue` itself to a body over 1 MiB (over 1 KiB before
+# 7.69). Over the smaller, the command turns it off unless the sender sent one:
+# where this curl would not have added it, turning it off changes nothing.
+CURL_EXPECT_THRESHOLD = 1024
 
 # Headers curl sets itself, or that describe one connection rather than the request.
 NOT_REPLAYED = {
@@ -282,6 +286,8 @@ def curl_command(capture: Capture, base_url: str) -> str:
     defaults = ["User-Agent", "Accept"]
     if capture.body:
         defaults.append("Content-Type")  # --data-binary would add a form type
+    if len(capture.body or b"") > CURL_EXPECT_THRESHOLD:
+        defaults.append("Expect")
     for default in defaults:
         if default.lower() not in sent:
             parts += ["-H", shlex.quote(f"{default}:")]

@@ -673,6 +673,14 @@ def test_curl_command_sends_an_empty_header_value_as_curl_spells_it(app, client)
     assert " -H 'X-Empty;' " in command  # `X-Empty:` would tell curl to leave it out
 
 
+@pytest.mark.parametrize(("size", "turned_off"), [(1024, False), (1025, True)])
+def test_curl_command_keeps_curl_from_adding_expect_where_it_would(app, client, size, turned_off):
+    capture_id = client.post("/hooks/default", data=b"\x00" * size).get_json()["id"]
+    with app.app_context():
+        command = curl_command(db.session.get(Capture, capture_id), "http://h")
+    assert (" -H Expect: " in command) is turned_off
+
+
 @pytest.mark.parametrize("app_config", [{"RECEIVER_MAX_STREAMS": 1}])
 def test_open_streams_are_capped_per_worker_and_slots_come_back(client):
     first = client.get("/inboxes/default/stream", buffered=False)

@@ -643,3 +643,11 @@ def test_copy_as_curl_replays_an_empty_header_value(live_server):
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=10).json()
     assert ["X-Empty", ""] in stored["headers"]
     assert_replayed_as_captured(live_server, capture_id)
+
+
+def test_copy_as_curl_keeps_curl_from_adding_expect_to_a_large_body(live_server):
+    # Over 1 MiB, curl would send `Expect: 100-continue`; the sender here did not.
+    body = (bytes(range(256)) * 4097)[: 1024 * 1024 + 1]
+    assert_replayed_as_captured(
+        live_server, send_raw(live_server, body, "application/octet-stream")
+    )

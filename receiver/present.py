@@ -21,6 +21,13 @@ from .models import Capture
 HEX_PREVIEW_BYTES = 4096
 TEXT_PREVIEW_CHARS = 200_000
 CURL_BODY_LIMIT = 256 * 1024
+# Linux will not start a program given one argument over 128 KiB (MAX_ARG_STRLEN):
+# a body whose quoted text is longer than this goes to curl on standard input.
+CURL_ARGUMENT_LIMIT = 64 * 1024
+# Bytes per printf: its format, at most four characters a byte, stays under the
+# limit above, and bash reads many short words in linear time but one long
+# word built of quoted pieces far slower (minutes for 10 MiB).
+PRINTF_CHUNK = 16 * 1024
 # curl adds `Expect: 100-continue` itself to a body over 1 MiB (over 1 KiB before
 # 7.69). Over the smaller, the command turns it off unless the sender sent one:
 # where this curl would not have added it, turning it off changes nothing.
@@ -296,9 +303,12 @@ def curl_command(capture: Capture, base_url: str) -> str:
         return " ".join(parts)
     text = body.decode("latin-1")
     if _PLAIN.match(text) and not text.startswith("@"):
-        return " ".join([*parts, "--data-binary", shlex.quote(text)])
-    # NUL bytes cannot be passed as an argument, and a leading @ names a file
-    # to curl: such bodies go through printf's escapes on standard input.
+        quoted = shlex.quote(text)
+        if len(quoted) <= CURL_ARGUMENT_LIMIT:
+            return " ".join([*parts, "--data-binary", quoted])
+    # NUL bytes cannot be passed as an argument, a leading @ names a file to
+    # curl, and a long argument stops curl from starting: such bodies go
+    # through printf's escapes on standard input.
     return f"{printf_command(body)} | " + " ".join([*parts, "--data-binary", "@-"])
 
 
@@ -331,7 +341,10 @@ def _quote(text: str) -> str:
 
 def printf_command(data: bytes) -> str:
     """A bash command that prints exactly `data` (`--`: a body may start with `-`)."""
-    return f"printf -- {_printf_format(data)}"
+    if len(data) <= PRINTF_CHUNK:
+        return f"printf -- {_printf_format(data)}"
+    chunks = (data[i : i + PRINTF_CHUNK] for i in range(0, len(data), PRINTF_CHUNK))
+    return "{ " + "; ".join(f"printf -- {_printf_format(chunk)}" for chunk in chunks) + "; }"
 
 
 def _printf_format(data: bytes) -> str:

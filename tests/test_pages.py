@@ -607,11 +607,14 @@ def test_deletes_and_purges_move_the_removals_count_but_trims_do_not(client, app
         b"--b0undary\r\nContent-Disposition: form-data",  # every multipart body
         b"---\nyaml: 1\n",
         b"-v",
+        b"'%\\\x00" * 100_000,  # in several printf calls, each split between bytes
     ],
 )
 def test_printf_command_reproduces_every_byte_in_bash(body):
     command = printf_command(body)
-    assert subprocess.run(["bash", "-c", command], capture_output=True, check=True).stdout == body
+    # On standard input, as pasted: a long command is too long for `bash -c`.
+    sent = subprocess.run(["bash"], input=command.encode(), capture_output=True, check=True)
+    assert sent.stdout == body
 
 
 @pytest.mark.parametrize(
@@ -664,6 +667,20 @@ def test_curl_command_replays_method_path_query_headers_and_body(app, client):
     assert body == base64.b64decode(
         client.get(f"/api/captures/{capture_id}").get_json()["body_base64"]
     )
+
+
+def test_curl_command_sends_a_long_text_body_on_standard_input(app, client):
+    # As one argument, it would stop curl from starting (Linux: 128 KiB at most).
+    body = b"it's 100% text " * 20_000
+    response = client.post("/hooks/default", data=body, content_type="text/plain")
+    capture_id = response.get_json()["id"]
+    with app.app_context():
+        command = curl_command(db.session.get(Capture, capture_id), "http://h")
+    assert command.endswith("--data-binary @-")
+    sent = subprocess.run(
+        ["bash"], input=command.split(" | curl", 1)[0].encode(), capture_output=True, check=True
+    )
+    assert sent.stdout == body
 
 
 def test_curl_command_sends_an_empty_header_value_as_curl_spells_it(app, client):

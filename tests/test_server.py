@@ -638,6 +638,21 @@ def send_raw(server, body: bytes, content_type: str, *extra: bytes) -> int:
     return capture_id_of(answer)
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        # Just over Linux's 128 KiB for one argument (MAX_ARG_STRLEN).
+        (b"a" * 200 * 1024, "text/plain"),
+        # The largest body taken, all of it characters that bash and printf treat specially.
+        ((b"'\"%s%%\\n\\x41 $(id) `id` " * 10 * 1024 * 1024)[: 10 * 1024 * 1024], "text/plain"),
+        ((bytes(range(256)) * 40 * 1024)[: 10 * 1024 * 1024], "application/octet-stream"),
+    ],
+    ids=["text-200KiB", "text-10MiB", "binary-10MiB"],
+)
+def test_copy_as_curl_replays_a_long_body_byte_for_byte(live_server, body, content_type):
+    assert_replayed_as_captured(live_server, send_raw(live_server, body, content_type))
+
+
 def test_copy_as_curl_replays_an_empty_header_value(live_server):
     capture_id = send_raw(live_server, b"x", "text/plain", b"X-Empty:", b"X-After: 1")
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=10).json()

@@ -273,7 +273,8 @@ def _named_elsewhere(reading: Reading) -> list[str]:
             # JSON names are looked up in the parsed document (secrets_to_mask).
             if source != "json" and name != SECRET_PARAM and is_secret_name(name):
                 scan.add(value)
-            scan.text(name.encode("utf-8", "surrogatepass"))  # JSON sent as a form
+            if name != SECRET_PARAM:  # the plain name is counted where the text has it
+                scan.text(name.encode("utf-8", "surrogatepass"))  # JSON sent as a form
         if SECRET_PARAM in value.lower():
             scan.text(value.encode("utf-8", "surrogatepass"))  # JSON in a form field
     for part in reading.body.parts:

@@ -1048,6 +1048,15 @@ def test_a_request_naming_secrettoken_in_too_many_places_is_refused_whole(client
     assert "10,000 places" in response.get_json()["error"]["message"]
 
 
+def test_each_field_named_secrettoken_in_a_form_counts_as_one_place(client):
+    form = "application/x-www-form-urlencoded"
+    same = "&".join(["secrettoken=k"] * 9_000)
+    assert client.post("/hooks/default", data=same, content_type=form).status_code == 200
+    over = "&".join(["secrettoken=k"] * 10_001)
+    response = client.post("/hooks/default", data=over, content_type=form)
+    assert "more than 10,000 places" in response.get_json()["error"]["message"]
+
+
 # Some accounts' keys are all digits; a JSON sender may well send one as a number.
 NUMERIC_KEY = 904817263550184
 

@@ -20,7 +20,6 @@ from .models import Capture
 
 HEX_PREVIEW_BYTES = 4096
 TEXT_PREVIEW_CHARS = 200_000
-CURL_BODY_LIMIT = 256 * 1024
 # Linux will not start a program given one argument over 128 KiB (MAX_ARG_STRLEN):
 # a body whose quoted text is longer than this goes to curl on standard input.
 CURL_ARGUMENT_LIMIT = 64 * 1024

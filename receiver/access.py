@@ -77,6 +77,11 @@ class DashboardSessions(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def get_cookie_secure(self, app: Flask) -> bool:
+        # Served over HTTPS (here, or by a trusted proxy that says so): the
+        # login's cookie goes back over HTTPS only, never in the clear.
+        return super().get_cookie_secure(app) or request.is_secure
+
 
 def set_password(app: Flask, password: str | None) -> None:
     """The dashboard's password, kept as a slow hash, and the tag a login's

@@ -1353,6 +1353,23 @@ def test_a_token_works_until_revoked(app, client, runner):
 
 
 @pytest.mark.parametrize("app_config", [PASSWORD])
+@pytest.mark.parametrize(
+    ("base", "secure"), [("https://localhost", True), ("http://localhost", False)]
+)
+def test_the_login_cookie_is_secure_when_served_over_https(client, base, secure):
+    page = client.get("/login", base_url=base).get_data(as_text=True)
+    csrf_token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    login = client.post(
+        "/login",
+        data={"csrf_token": csrf_token, "password": "pw"},
+        base_url=base,
+        headers={"Referer": f"{base}/login"},
+    )
+    assert login.status_code == 303
+    assert ("; Secure" in login.headers["Set-Cookie"]) is secure
+
+
+@pytest.mark.parametrize("app_config", [PASSWORD])
 def test_a_logged_in_browser_must_send_json_to_change_things(client):
     page = client.get("/login").get_data(as_text=True)
     csrf_token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

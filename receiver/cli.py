@@ -241,7 +241,9 @@ def purge_command():
         cutoff = storage.utcnow() - timedelta(days=inbox.retention_days)
         purged = storage.purge_before(inbox.id, cutoff)
         total += purged
-        click.echo(f"{inbox.slug}: purged {purged} captures older than {inbox.retention_days} days")
+        days = inbox.retention_days
+        unit = "day" if days == 1 else "days"
+        click.echo(f"{inbox.slug}: purged {purged} captures older than {days} {unit}")
     click.echo(f"Purged {total} captures.")
 
 

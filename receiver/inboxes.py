@@ -298,7 +298,9 @@ def check(values: Mapping, inbox: Inbox | None = None) -> dict:
     stored value (or a new inbox's default) for the one not given."""
     unknown = set(values) - set(READERS) - {"slug"}
     if unknown:
-        raise SettingsError(sorted(unknown)[0], "is not a setting")
+        raise SettingsError(
+            sorted(unknown)[0], f"is not a setting (settings: {', '.join(sorted(READERS))})"
+        )
     changes = {name: READERS[name](values[name]) for name in values if name in READERS}
     _check_body_allowed(changes, inbox)
     return changes

@@ -516,7 +516,7 @@ def test_cli_set_copy_and_purge(app, runner, client):
         db.session.commit()
     runner.invoke(args=["inbox", "set", "default", "retention_days=30"])
     result = runner.invoke(args=["purge"])
-    assert "default: purged 1 captures" in result.output
+    assert "default: purged 1 captures older than 30 days" in result.output
     assert client.get(f"/api/captures/{old}").status_code == 404
     assert client.get(f"/api/captures/{fresh}").status_code == 200
     counts = client.get("/inboxes/default").get_data(as_text=True)

@@ -222,6 +222,7 @@ def test_create_with_a_bad_setting_creates_no_inbox(client):
     client.post("/api/inboxes", json={"response_status": 99})
     response = client.post("/api/inboxes", json={"slug": "fresh", "nonsense": 1})
     assert_error(response, 422, "invalid_setting", "nonsense: is not a setting")
+    assert "response_delay_ms" in response.get_json()["error"]["message"]  # the names to use
     assert [i["slug"] for i in client.get("/api/inboxes").get_json()["inboxes"]] == ["default"]
 
 

@@ -412,11 +412,13 @@ def _settings_page(inbox: Inbox, error=None, status: int = 200, typed=None, **ex
         except inboxes.SettingsError as refused:
             stale = refused
     countdown_shown = settings["fail_remaining"]  # as stored, whatever was typed
+    forward_refused = _forward_refusal(settings["forward_url"])
     if typed is not None:
         settings.update(typed)
     context = {
         "inbox": inbox,
         "countdown_shown": countdown_shown,
+        "forward_refused": forward_refused,
         "field_labels": FIELD_LABELS,
         "settings": settings,
         "stale": stale,
@@ -429,6 +431,20 @@ def _settings_page(inbox: Inbox, error=None, status: int = 200, typed=None, **ex
         **extra,
     }
     return render_template("settings.html", **context), status
+
+
+def _forward_refusal(url: str | None) -> str | None:
+    """Why forwards to the saved URL are refused now (outbound requests off,
+    or a host outside RECEIVER_OUTBOUND_ALLOW): the URL is kept, as that is
+    this server's setting, but the page says so rather than let each capture's
+    attempt be the first to tell."""
+    if not url:
+        return None
+    try:
+        outbound.check(url, current_app.config)
+    except outbound.Refused as refused:
+        return str(refused)
+    return None
 
 
 @bp.route("/inboxes/<slug>/settings", methods=["GET", "POST"])

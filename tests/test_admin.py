@@ -682,3 +682,21 @@ def test_saving_the_settings_page_does_not_set_the_failure_countdown_back(client
         **fields,
     )
     assert api_inbox(client)["fail_remaining"] == 2
+
+
+@pytest.mark.parametrize(
+    ("app_config", "url", "says"),
+    [
+        ({}, "http://127.0.0.1:5000/in", "Outbound requests (replay, forwarding) are disabled"),
+        ({"RECEIVER_OUTBOUND_ENABLED": True}, "http://10.1.2.3/in", "RECEIVER_OUTBOUND_ALLOW"),
+        ({"RECEIVER_OUTBOUND_ENABLED": True}, "http://127.0.0.1:5000/in", None),
+    ],
+)
+def test_the_settings_page_says_when_the_forward_url_is_refused_now(client, url, says):
+    client.patch("/api/inboxes/default", json={"forward_url": url})
+    page = client.get("/inboxes/default/settings").get_data(as_text=True)
+    assert api_inbox(client)["forward_url"] == url  # kept: the server's settings may change
+    if says is None:
+        assert "Nothing is forwarded now" not in page
+    else:
+        assert "Nothing is forwarded now: " in page and says in page

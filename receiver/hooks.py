@@ -467,9 +467,11 @@ def build_row(
     body, body_notes = _redacted_body(reading, redactor)
     cut = sum(1 for _source, _name, value in params if len(value) > STORED_VALUE_MAX)
     if cut:
+        how_many = "1 parameter value" if cut == 1 else f"{cut:,} parameter values"
         body_notes["params"] = (
-            f"{cut} parameter value(s) longer than {STORED_VALUE_MAX:,} characters are "
-            "stored cut; the raw body holds them whole."
+            f"{how_many} longer than {STORED_VALUE_MAX:,} characters "
+            f"{'is' if cut == 1 else 'are'} stored cut; the raw body holds "
+            f"{'it' if cut == 1 else 'them'} whole."
         )
     # The parameter list keeps a bounded copy of each value: a body with one
     # huge field is not held (and stored) twice over.

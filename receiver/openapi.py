@@ -229,7 +229,13 @@ CAPTURE = obj(
             "type": "string",
             "description": "The raw bytes read as latin-1 (encode as latin-1 to get them back).",
         },
-        "headers": {"type": "array", "items": PAIR},
+        "headers": {
+            "type": "array",
+            "items": PAIR,
+            "description": "[name, value] in the order and case sent, repeats kept. HTTP "
+            "carries header bytes, not text: each value is its bytes read as latin-1 (encode "
+            "as latin-1, then decode as UTF-8, for a sender's UTF-8).",
+        },
         "content_type": STRING,
         "content_length": {"type": "integer", "minimum": 0},
         "remote_addr": STRING,

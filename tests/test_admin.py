@@ -295,6 +295,12 @@ def test_delete_inbox_asks_then_deletes_it_with_its_captures(client):
     assert client.get(f"/api/captures/{capture_id}").status_code == 404
 
 
+def test_deleting_an_empty_inbox_does_not_speak_of_all_0_captures(client):
+    form_post(client, "/", "/inboxes", slug="empty")
+    confirm = client.get("/inboxes/empty/delete").get_data(as_text=True)
+    assert "its secrets and no captures, as it has none." in confirm
+
+
 def test_api_tokens_are_shown_once_and_work_until_revoked(app, client):
     response = form_post(client, "/tokens", "/tokens", label="ci")
     html = response.get_data(as_text=True)

@@ -36,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = config.instance_secret_key(app.instance_path)
+        app.config["RECEIVER_SECRET_KEY_FILE"] = True  # this machine's own, not shared
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app))
     # Sessions for the dashboard only; CSRF tokens do not expire with a page left open.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)

@@ -9,7 +9,7 @@ import sys
 from datetime import timedelta
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import inspect, select, text
@@ -134,6 +134,15 @@ def add_secret(slug: str, label: str, user: str | None, secret: str):
         raise click.ClickException(str(error)) from None
     trimmed = " (the spaces around the key were left out)" if secret != secret.strip() else ""
     click.echo(f"Added secret {row.label!r} ({row.fingerprint}) to inbox {slug!r}{trimmed}.")
+    if current_app.config.get("RECEIVER_SECRET_KEY_FILE") and db.engine.dialect.name != "sqlite":
+        # Kept as a hash keyed with SECRET_KEY: app servers with another one
+        # would call every genuine delivery a mismatch.
+        click.echo(
+            "Warning: SECRET_KEY is not set here, so the key was hashed with this machine's "
+            "instance/secret_key. App servers with another SECRET_KEY will not recognise it: "
+            "run this with the servers' SECRET_KEY.",
+            err=True,
+        )
 
 
 @inbox_cli.command("secrets")

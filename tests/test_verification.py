@@ -1865,3 +1865,26 @@ def test_an_enforcing_inbox_with_no_key_yet_refuses_every_delivery(runner, clien
     assert post_form(client, delivery(secrettoken=KEY)).status_code == 200
     page = client.get("/inboxes/default/settings").get_data(as_text=True)
     assert "No key is expected yet" not in page
+
+
+def test_adding_a_key_without_the_servers_secret_key_warns_when_servers_share_a_database(
+    database_url, tmp_path, monkeypatch
+):
+    """A key is kept as a hash keyed with SECRET_KEY. On SQLite the file and
+    its instance/secret_key go together; on PostgreSQL, app servers elsewhere
+    have their own SECRET_KEY, and a key hashed with another never verifies."""
+    from conftest import close_app, make_app
+
+    from receiver.extensions import db
+
+    monkeypatch.setenv("RECEIVER_INSTANCE_PATH", str(tmp_path))
+    app = make_app(str(database_url), SECRET_KEY=None)
+    try:
+        args = ["inbox", "add-secret", "default", "--label", "prod", "--secret", KEY]
+        result = app.test_cli_runner().invoke(args=args)
+        assert result.exit_code == 0, result.output
+        warned = "Warning: SECRET_KEY is not set here" in result.output
+        with app.app_context():
+            assert warned is (db.engine.dialect.name != "sqlite")
+    finally:
+        close_app(app)

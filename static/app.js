@@ -226,12 +226,14 @@
     if (event.target.id !== "capture-list") return;
     var shown = document.querySelectorAll("#rows .capture-row").length;
     var empty = document.getElementById("empty-list");
+    // The list started again after deletions elsewhere: said with them.
+    var said = isGone(event) && goneSaid ? goneSaid + " " : "";
     if (!shown && empty) {
-      announce(empty.textContent.replace(/\s+/g, " ").trim());
+      announce(said + empty.textContent.replace(/\s+/g, " ").trim());
     } else if (document.querySelector("#rows .load-more")) {
-      announce(shown + " or more captures shown");
+      announce(said + shown + " or more captures shown");
     } else {
-      announce(shown === 1 ? "1 capture shown" : shown + " captures shown");
+      announce(said + (shown === 1 ? "1 capture shown" : shown + " captures shown"));
     }
   });
 
@@ -276,6 +278,63 @@
       if (link) link.focus();
       focusAfterDelete = null;
     }
+  });
+
+  // Deletions that arrive through the live feed (another page, the API, a purge)
+  // land like those made here: focus that was in a removed row, or in the
+  // removed capture's detail, goes to the next row (or the previous, or the
+  // list), and the deletion is said through #announce.
+  var goneBefore = null;
+  var goneSaid = "";
+  function isGone(event) {
+    var config = event.detail.requestConfig;
+    return !!(config && config.elt && config.elt.id === "gone");
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (!isGone(event)) return;
+    var active = document.activeElement;
+    var row = active && active.closest ? active.closest("#rows .capture-row") : null;
+    var detail = document.querySelector("#detail .capture-detail");
+    var inDetail = detail && detail.contains(active);
+    goneBefore = {
+      active: active,
+      rows: Array.from(document.querySelectorAll("#rows .capture-row"), function (r) {
+        return r.dataset.captureId;
+      }),
+      from: row ? row.dataset.captureId : (inDetail ? detail.dataset.captureId : null),
+      open: detail ? detail.dataset.captureId : null,
+    };
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.target.id !== "gone" || !goneBefore) return;
+    var before = goneBefore;
+    goneBefore = null;
+    if (!event.detail.successful) return;
+    function shown(id) { return !!document.getElementById("capture-" + id); }
+    var removed = before.rows.filter(function (id) { return !shown(id); });
+    var open = document.querySelector("#detail .capture-detail");
+    if (before.open && !(open && open.dataset.captureId === before.open) &&
+        removed.indexOf(before.open) < 0) {
+      removed.push(before.open);
+    }
+    var focusLost = !before.active || !before.active.isConnected ||
+      document.activeElement === document.body || document.activeElement === null;
+    if (before.from && focusLost && removed.indexOf(before.from) >= 0) {
+      var at = before.rows.indexOf(before.from);
+      var next = null;
+      if (at >= 0) {
+        next = before.rows.slice(at + 1).filter(shown)[0] ||
+          before.rows.slice(0, at).filter(shown).pop() || null;
+      }
+      var link = next && document.querySelector("#capture-" + next + " .row-link");
+      if (link) link.focus();
+      else document.getElementById("capture-list").focus();
+    }
+    goneSaid = "";
+    if (!removed.length) return;
+    goneSaid = removed.length === 1 ? "Capture #" + removed[0] + " was deleted." :
+      removed.length + " captures were deleted.";
+    announce(goneSaid);
   });
 
   // A capture's own URL opened on a narrow screen: its detail, not the list, first.

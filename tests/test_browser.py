@@ -319,6 +319,56 @@ def test_captures_deleted_elsewhere_leave_open_pages(watched, live_server):
     expect(page.locator("#empty-list")).to_be_hidden()
 
 
+def wait_announced(page: Page, text: str) -> None:
+    page.wait_for_function(
+        "text => document.getElementById('announce').textContent.startsWith(text)", arg=text
+    )
+
+
+def test_a_capture_deleted_elsewhere_moves_focus_to_the_next_row_and_is_announced(
+    watched, live_server
+):
+    api = f"{live_server.url}/api"
+    assert requests.post(f"{api}/inboxes", json={"slug": "focus"}, timeout=10).status_code == 201
+
+    def send() -> int:
+        url = f"{live_server.url}/hooks/focus"
+        return requests.post(url, data={"event": "VOUCHER_EXPIRED"}, timeout=10).json()["id"]
+
+    def delete(capture_id: int) -> None:
+        assert requests.delete(f"{api}/captures/{capture_id}", timeout=10).ok
+
+    oldest, older, newer, newest = (send() for _ in range(4))
+    page = watched.page
+    open_inbox(page, "/inboxes/focus")
+    # Focus on a row link: the next row (the older capture below it) takes it.
+    page.locator(f"#capture-{newer} .row-link").focus()
+    delete(newer)
+    expect(page.locator(f"#capture-{newer}")).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator(f"#capture-{older} .row-link")).to_be_focused()
+    wait_announced(page, f"Capture #{newer} was deleted.")
+    # Focus in the open capture's detail: the next row, or the previous at the end.
+    page.locator(f"#capture-{oldest} .row-link").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail h2")).to_be_focused()
+    delete(oldest)
+    expect(page.locator("#detail")).to_contain_text(f"Capture #{oldest} was deleted.")
+    expect(page.locator(f"#capture-{older} .row-link")).to_be_focused()
+    wait_announced(page, f"Capture #{oldest} was deleted.")
+    # Focus elsewhere stays where it is.
+    page.locator("#q").focus()
+    delete(newest)
+    expect(page.locator(f"#capture-{newest}")).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    wait_announced(page, f"Capture #{newest} was deleted.")
+    expect(page.locator("#q")).to_be_focused()
+    # The last row gone (the list starts again): the list takes focus, not the page's top.
+    page.locator(f"#capture-{older} .row-link").focus()
+    delete(older)
+    expect(page.locator(f"#capture-{older}")).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator("#capture-list")).to_be_focused()
+    wait_announced(page, f"Capture #{older} was deleted. Nothing captured yet.")
+
+
 def test_keyboard_opens_a_capture_into_its_detail_and_deletes_onto_the_next_row(
     watched, live_server
 ):

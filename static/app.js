@@ -337,7 +337,35 @@
     announce(goneSaid);
   });
 
-  // A capture's own URL opened on a narrow screen: its detail, not the list, first.
+  // Event types on a narrow screen (a phone, a laptop zoomed in): folded at
+  // first, so the captures come first. The list is rendered open, and re-rendered
+  // on every live update and filter: the state chosen is kept across those swaps.
+  var narrow = window.matchMedia("(max-width: 760px)");
+  var typesOpen = !narrow.matches;
+  function typesFold(root) {
+    return root && root.querySelector ? root.querySelector("details.types-fold") : null;
+  }
+  (function () {
+    var fold = typesFold(document);
+    if (fold) fold.open = typesOpen;
+  })();
+  document.addEventListener("toggle", function (event) {
+    if (event.target.classList && event.target.classList.contains("types-fold")) {
+      typesOpen = event.target.open;
+    }
+  }, true);
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "event-types") return;
+    var fold = typesFold(event.detail.fragment);
+    if (fold) fold.open = typesOpen;
+  });
+  // Widened (or zoomed out) past the breakpoint: the sidebar shows open again.
+  narrow.addEventListener("change", function () {
+    var fold = typesFold(document);
+    if (!narrow.matches && fold) fold.open = typesOpen = true;
+  });
+
+
   document.addEventListener("DOMContentLoaded", function () {
     var detail = document.querySelector("#detail .capture-detail");
     if (detail && detail.getBoundingClientRect().top > window.innerHeight) {

@@ -369,6 +369,49 @@ def test_a_capture_deleted_elsewhere_moves_focus_to_the_next_row_and_is_announce
     wait_announced(page, f"Capture #{older} was deleted. Nothing captured yet.")
 
 
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (683, 384)])  # a phone, 200% zoom
+def test_on_narrow_screens_event_types_fold_and_stay_as_chosen_across_live_updates(
+    browser, live_server, width, height
+):
+    deliver(live_server, "narrow", data={"event": "LEAD_CREATED"})
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, base_url=live_server.url
+    )
+    context.add_init_script(INIT_SCRIPT)
+    page = context.new_page()
+    try:
+        open_inbox(page)
+        fold = page.locator("#event-types details.types-fold")
+        summary = fold.locator("summary")
+        expect(fold).not_to_have_attribute("open", "")
+        # The captures start within the first screen, not below the event types.
+        first = page.locator("#rows .capture-row").first.bounding_box()
+        assert first["y"] < height, first
+        summary.focus()
+        page.keyboard.press("Enter")
+        expect(fold).to_have_attribute("open", "")
+        expect(page.locator('[data-event-type="LEAD_CREATED"] a')).to_be_visible()
+        # A live update re-renders the event types: they stay open, then closed.
+        before = count_of(page, "LEAD_CREATED")
+        deliver(live_server, "narrow", data={"event": "LEAD_CREATED"})
+        expect(page.locator('[data-event-type="LEAD_CREATED"] [data-count]')).to_have_text(
+            str(before + 1), timeout=LIVE_TIMEOUT_MS
+        )
+        expect(page.locator("#event-types details.types-fold")).to_have_attribute("open", "")
+        page.locator("#event-types summary").click()
+        expect(fold).not_to_have_attribute("open", "")
+        page.locator("#filter-event").select_option("LEAD_CREATED")
+        expect(page.locator("#event-types summary")).to_have_text("Event type: LEAD_CREATED")
+        settled(page)
+        deliver(live_server, "narrow", data={"event": "LEAD_CREATED"})
+        expect(page.locator('[data-event-type="LEAD_CREATED"] [data-count]')).to_have_text(
+            str(before + 2), timeout=LIVE_TIMEOUT_MS
+        )
+        expect(page.locator("#event-types details.types-fold")).not_to_have_attribute("open", "")
+    finally:
+        context.close()
+
+
 def test_keyboard_opens_a_capture_into_its_detail_and_deletes_onto_the_next_row(
     watched, live_server
 ):

@@ -771,6 +771,22 @@ def test_an_unusual_method_can_be_filtered_from_its_capture(client):
     assert "<option selected>PROPFIND</option>" in html
 
 
+def test_event_types_sit_in_a_disclosure_saying_the_filter_in_use(client):
+    send(client, event="LEAD_CREATED")
+    send(client, event="CUSTOM_THING")
+    html = client.get("/inboxes/default").get_data(as_text=True)
+    nav = html.split('<nav id="event-types"', 1)[1].split("</nav>", 1)[0]
+    # Open as rendered (wide screens, no script); app.js folds it on narrow ones.
+    assert '<details class="types-fold" open>' in nav
+    assert re.search(r'<summary class="types-summary">Event types \(2\)</summary>', nav)
+    assert nav.index("</summary>") < nav.index('<ul class="types">') < nav.index("</details>")
+    html = client.get("/inboxes/default?event=LEAD_CREATED").get_data(as_text=True)
+    assert 'Event type: <span class="type-name">LEAD_CREATED</span></summary>' in html
+    # The fragments that re-render it on live updates carry the same disclosure.
+    live = client.get("/inboxes/default/rows?after=0", headers=HX).get_data(as_text=True)
+    assert '<details class="types-fold" open>' in live
+
+
 def test_non_ascii_header_values_are_read_as_utf8_where_they_are(client):
     capture_id = client.post(
         "/hooks/default",

@@ -162,10 +162,16 @@ def read_request(request, subpath: str, received_at: datetime | None = None) -> 
             "Some parameter bytes are not UTF-8 (a Latin-1 %FC for ü, say): they are "
             "shown as �; the raw body and query string keep them as sent."
         )
+    sent_path = raw_path(request.environ, request.path)
+    if _raw_bytes_escaped(request.environ):
+        body.notes["path"] = (
+            "The path held raw bytes that are not UTF-8: the raw path shows them as %XX "
+            "(as if the sender had written them so), the decoded path as �."
+        )
     return Reading(
         method=request.method,
         path=request.path,
-        raw_path=raw_path(request.environ, request.path),
+        raw_path=sent_path,
         subpath=subpath,
         query_string=request.query_string,
         headers=headers,
@@ -219,6 +225,18 @@ def raw_path(environ, path: str) -> str:
             uri.encode("latin-1").decode("utf-8", "surrogateescape"),
         )
     return uri if uri.startswith("/") else quote(path)
+
+
+def _raw_bytes_escaped(environ) -> bool:
+    """Whether raw_path had to write raw bytes of the path as %XX."""
+    uri = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
+    if uri.isascii():
+        return False
+    try:
+        uri.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return True
+    return False
 
 
 def read_raw_body(environ, limit: int | None) -> bytes:

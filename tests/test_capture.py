@@ -1240,3 +1240,15 @@ def test_an_inbox_name_with_a_nul_character_is_not_found(client):
     response = client.post("/hooks/a%00b", data="event=QR_CODE_SCANNED")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "unknown_inbox"
+
+
+def test_raw_path_bytes_that_are_not_utf8_are_said_to_be_shown_escaped(client, fetch):
+    sent = "/hooks/default/\xff\xfe"  # as gunicorn hands raw bytes over: Latin-1 text
+    response = client.get("/x", environ_overrides={"RAW_URI": sent, "PATH_INFO": sent})
+    stored = fetch(response.get_json()["id"])
+    assert stored["raw_path"] == "/hooks/default/%FF%FE"
+    assert stored["path"] == "/hooks/default/\ufffd\ufffd"
+    assert "not UTF-8" in stored["notes"]["path"]
+    utf8 = "/hooks/default/caf\xc3\xa9"
+    response = client.get("/x", environ_overrides={"RAW_URI": utf8, "PATH_INFO": utf8})
+    assert "path" not in fetch(response.get_json()["id"])["notes"]

@@ -160,14 +160,18 @@ def _list_context(inbox: Inbox, filters: dict[str, str]) -> dict:
         "rows": rows,
         "newest": newest,
         "groups": event_groups(inbox.id),
-        "methods": _method_choices(filters["method"]),
+        "methods": _method_choices(inbox.id, filters["method"]),
         "more": len(rows) == storage.PAGE_SIZE,
     }
 
 
-def _method_choices(chosen: str) -> tuple[str, ...]:
-    """The usual methods, and one off the list (PROPFIND) when a link filters by it."""
-    return (*METHODS, chosen) if chosen and chosen not in METHODS else METHODS
+def _method_choices(inbox_id: int, chosen: str) -> tuple[str, ...]:
+    """The usual methods, then others among the inbox's newest captures
+    (PROPFIND), and one a link filters by though none of those has it."""
+    others = [m for m in storage.recent_methods(inbox_id) if m not in METHODS]
+    if chosen and chosen not in METHODS and chosen not in others:
+        others.append(chosen)
+    return (*METHODS, *others)
 
 
 def _vary(response: Response) -> Response:

@@ -370,6 +370,25 @@ def existing_ids(inbox_id: int, ids: set[int]) -> set[int]:
     return found
 
 
+# The Method filter offers the methods seen among this many newest captures.
+RECENT_METHODS_OF = 500
+
+
+def recent_methods(inbox_id: int, last: int = RECENT_METHODS_OF) -> list[str]:
+    """The distinct methods of an inbox's newest `last` captures, sorted: read
+    through the (inbox_id, id) index, so at a bounded cost however many captures
+    the inbox holds (a DISTINCT over all of them would read every one, and an
+    index for it would cost every delivery a write)."""
+    newest = (
+        select(Capture.method)
+        .where(Capture.inbox_id == inbox_id)
+        .order_by(Capture.id.desc())
+        .limit(last)
+        .subquery()
+    )
+    return sorted(db.session.execute(select(newest.c.method).distinct()).scalars())
+
+
 def newest_id(inbox_id: int) -> int:
     return db.session.execute(
         select(func.coalesce(func.max(captures.c.id), 0)).where(captures.c.inbox_id == inbox_id)

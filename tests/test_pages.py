@@ -787,6 +787,32 @@ def test_event_types_sit_in_a_disclosure_saying_the_filter_in_use(client):
     assert '<details class="types-fold" open>' in live
 
 
+def method_choices(html: str) -> list[str]:
+    select = html.split('id="filter-method"', 1)[1].split("</select>", 1)[0]
+    return re.findall(r"<option ?(?:selected)?>([^<]+)</option>", select)
+
+
+def test_the_method_filter_lists_methods_this_inbox_captured_lately(client, monkeypatch):
+    client.open("/hooks/default/dav", method="PROPFIND")
+    client.open("/hooks/default/dav", method="PROPFIND")
+    client.open("/hooks/default/dav", method="MKCOL")
+    send(client)
+    html = client.get("/inboxes/default").get_data(as_text=True)
+    standard = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+    assert method_choices(html) == [*standard, "MKCOL", "PROPFIND"]
+    # A method named in the URL stays chosen though no capture has it.
+    html = client.get("/inboxes/default?method=report").get_data(as_text=True)
+    assert method_choices(html) == [*standard, "MKCOL", "PROPFIND", "REPORT"]
+    assert "<option selected>REPORT</option>" in html
+    # Among the newest captures only: the cost stays bounded in a full inbox.
+    monkeypatch.setattr(storage.recent_methods, "__defaults__", (2,))
+    html = client.get("/inboxes/default").get_data(as_text=True)
+    assert method_choices(html) == [*standard, "MKCOL"]
+    # Another inbox's methods are not this one's.
+    client.post("/inboxes", data={"slug": "other", "csrf_token": csrf_token(client)})
+    assert method_choices(client.get("/inboxes/other").get_data(as_text=True)) == standard
+
+
 def test_non_ascii_header_values_are_read_as_utf8_where_they_are(client):
     capture_id = client.post(
         "/hooks/default",

@@ -365,7 +365,7 @@
     if (!narrow.matches && fold) fold.open = typesOpen = true;
   });
 
-
+  // A capture's own URL opened on a narrow screen: its detail, not the list, first.
   document.addEventListener("DOMContentLoaded", function () {
     var detail = document.querySelector("#detail .capture-detail");
     if (detail && detail.getBoundingClientRect().top > window.innerHeight) {

@@ -1888,3 +1888,19 @@ def test_adding_a_key_without_the_servers_secret_key_warns_when_servers_share_a_
             assert warned is (db.engine.dialect.name != "sqlite")
     finally:
         close_app(app)
+
+
+def test_a_plain_short_key_the_inbox_expects_is_masked_everywhere_though_not_verified(
+    runner, client, fetch
+):
+    """Kept for another user, `changeme` does not verify a delivery from this
+    one; it is still a key the inbox expects, and masked wherever it stands."""
+    add_secret(runner, "alice", "changeme", user="alice")
+    body = {"user": "bob", "secrettoken": "changeme", "note": "pw changeme"}
+    document = fetch(capture_id(post_form(client, body)))
+    assert document["secret"]["verdict"] == "mismatch"
+    assert "changeme" not in json.dumps(document)
+    # A placeholder the inbox does not expect is left where it is not the key.
+    body = {"user": "bob", "secrettoken": "letmein", "note": "pw letmein"}
+    document = fetch(capture_id(post_form(client, body)))
+    assert {p["name"]: p["value"] for p in document["params"]}["note"] == "pw letmein"

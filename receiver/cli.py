@@ -38,8 +38,9 @@ def setup_database() -> None:
 @contextlib.contextmanager
 def _setup_turn(engine):
     """Held while the database is set up: on PostgreSQL a session advisory
-    lock, on SQLite an flock on the file itself (SQLite's own locks are
-    fcntl locks, which an flock does not touch)."""
+    lock, on SQLite an flock on the database's folder. (Not on the file: a
+    process that closes any descriptor of a SQLite file loses the locks its
+    SQLite connections hold on it, and other processes then misread it.)"""
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SETUP_LOCK})
@@ -53,11 +54,8 @@ def _setup_turn(engine):
     path = writer.database_file(engine)
     fd = None
     if path is not None:
-        # A file set up before and gone since is not made here: connecting
-        # says it is gone (see receiver._tune_database).
-        flags = os.O_RDWR if writer.was_set_up(path) else os.O_RDWR | os.O_CREAT
-        with contextlib.suppress(FileNotFoundError):
-            fd = os.open(path, flags, 0o600)
+        with contextlib.suppress(OSError):  # no folder: connecting says so
+            fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -91,6 +91,7 @@ def _inbox_or_exit(slug: str) -> Inbox:
 
 @inbox_cli.command("list")
 def list_inboxes():
+    """Every inbox: name, captures kept, and whether it enforces the secrettoken."""
     totals = storage.inbox_totals()
     for inbox in db.session.execute(select(Inbox).order_by(Inbox.slug)).scalars():
         mode = "enforce" if inbox.enforce_secret else "inspect"
@@ -146,6 +147,7 @@ def add_secret(slug: str, label: str, user: str | None, secret: str):
 @inbox_cli.command("secrets")
 @click.argument("slug")
 def list_secrets(slug: str):
+    """An inbox's expected secrets: id, label, fingerprint, user (never the key)."""
     inbox = _inbox_or_exit(slug)
     rows = db.session.execute(
         select(ExpectedSecret)
@@ -162,6 +164,7 @@ def list_secrets(slug: str):
 @click.argument("slug")
 @click.argument("label")
 def remove_secret(slug: str, label: str):
+    """Stop expecting the secret(s) with LABEL."""
     inbox = _inbox_or_exit(slug)
     rows = (
         db.session.execute(
@@ -205,20 +208,26 @@ def set_settings(slug: str, settings: tuple[str, ...]):
 @click.argument("target")
 def copy_config(source: str, target: str):
     """Copy SOURCE's secrets, enforce mode, response, CORS, capacity and retention
-    to TARGET (created if missing). Captures are not copied."""
+    to TARGET (created if missing), replacing TARGET's own. Captures are not copied."""
     origin = _inbox_or_exit(source)
+    existing = storage.find_inbox(target)
+    replaced = len(inboxes.secrets_of(existing)) if existing is not None else 0
     try:
-        destination = storage.find_inbox(target) or inboxes.create(target)
+        destination = existing or inboxes.create(target)
         inboxes.copy_config(origin, destination)
     except inboxes.SettingsError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Copied the configuration of {source!r} to {target!r}.")
+    if replaced:
+        were = "secret it had was" if replaced == 1 else f"{replaced} secrets it had were"
+        click.echo(f"The {were} replaced by those of {source!r}.")
 
 
 @inbox_cli.command("delete")
 @click.argument("slug")
 @click.confirmation_option(prompt="Delete the inbox and all its captures?")
 def delete_inbox(slug: str):
+    """Delete an inbox with its settings, secrets and captures (asks first; --yes)."""
     inboxes.remove(_inbox_or_exit(slug))
     click.echo(f"Deleted inbox {slug!r}.")
 

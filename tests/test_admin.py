@@ -511,6 +511,12 @@ def test_cli_set_copy_and_purge(app, runner, client):
     assert runner.invoke(args=["inbox", "set", "default", "nonsense"]).exit_code != 0
     assert runner.invoke(args=["inbox", "copy-config", "default", "copy"]).exit_code == 0
     assert api_inbox(client, "copy")["response_status"] == 201
+    # Copied onto an inbox with secrets of its own: said, as they are gone.
+    added = ["inbox", "add-secret", "copy", "--label", "own", "--secret", "k-own-123456"]
+    assert runner.invoke(args=added).exit_code == 0
+    again = runner.invoke(args=["inbox", "copy-config", "default", "copy"])
+    assert "The secret it had was replaced by those of 'default'." in again.output
+    assert api_inbox(client, "copy")["secrets"] == []
 
     old = client.post("/hooks/default").get_json()["id"]
     fresh = client.post("/hooks/default").get_json()["id"]

@@ -264,7 +264,9 @@ def _keys_of(key: str, values: list[str], expected) -> list[str]:
     did not verify (a key kept for another user): masked as keys, everywhere,
     even when short and plain. Only for a delivery that did not verify."""
     digests = {item.digest for item in expected}
-    return [value for value in values if digests and digest(key, value) in digests]
+    if not digests:
+        return []
+    return [value for value in values if digest(key, value) in digests]
 
 
 FILE_KEY_LINE_MIN = 8  # shorter lines of a file named secrettoken are not taken for keys

@@ -561,22 +561,21 @@ class _BoundMasking:
         self._masks = [mask(key, s) for s in secrets]
 
     def _swap(self, match: re.Match) -> AnyStr:
-        found = next(n for n, value in enumerate(match.groups()[1:]) if value is not None)
+        found = self._masks[int(match.lastgroup[1:])]  # the group s<N> that matched
         lead = match.group("lead")
-        return lead + (self._masks[found] if isinstance(lead, str) else self._masks[found].encode())
+        return lead + (found if isinstance(lead, str) else found.encode())
 
     def text(self, value: str) -> str:
+        return self._settled(self._text, value)
+
+    def data(self, value: bytes) -> bytes:
+        return self._settled(self._bytes, value)
+
+    def _settled(self, pattern: re.Pattern, value: AnyStr) -> AnyStr:
         # Once more per item masked, for a JSON array of such keys: each item
         # follows the name only once the ones before it are masks.
         for _ in range(len(self._masks) + 1):
-            value, changed = self._text.subn(self._swap, value)
-            if not changed:
-                break
-        return value
-
-    def data(self, value: bytes) -> bytes:
-        for _ in range(len(self._masks) + 1):
-            value, changed = self._bytes.subn(self._swap, value)
+            value, changed = pattern.subn(self._swap, value)
             if not changed:
                 break
         return value

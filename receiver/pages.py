@@ -359,7 +359,7 @@ def clear_inbox(slug: str):
     inbox = _inbox_or_404(slug)
     if request.method == "POST":
         cleared = storage.clear_inbox(inbox.id)
-        flash(f"Inbox cleared: {cleared:,} capture(s) deleted.")
+        flash(f"Inbox cleared: {cleared:,} capture{'' if cleared == 1 else 's'} deleted.")
         return redirect(url_for("pages.inbox_page", slug=slug), code=303)
     totals = storage.inbox_totals()
     return render_template("clear.html", inbox=inbox, total=totals.get(inbox.id, 0))
@@ -519,7 +519,8 @@ def delete_inbox(slug: str):
     inbox = _inbox_or_404(slug)
     if request.method == "POST":
         inboxes.remove(inbox)
-        return redirect(url_for("pages.home", deleted=inbox.slug), code=303)
+        flash(f"Inbox {inbox.slug} deleted, with its captures.")
+        return redirect(url_for("pages.home"), code=303)
     total = storage.inbox_totals().get(inbox.id, 0)
     return render_template("delete_inbox.html", inbox=inbox, total=total)
 

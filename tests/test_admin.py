@@ -291,6 +291,9 @@ def test_delete_inbox_asks_then_deletes_it_with_its_captures(client):
     assert response.status_code == 303
     home = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Inbox doomed deleted, with its captures." in home
+    # Said once, and no address can make the page say it.
+    assert "deleted" not in client.get("/").get_data(as_text=True)
+    assert "deleted" not in client.get("/?deleted=production").get_data(as_text=True)
     assert client.post("/hooks/doomed").status_code == 404
     assert client.get(f"/api/captures/{capture_id}").status_code == 404
 

@@ -474,7 +474,7 @@ def test_clear_asks_then_deletes_with_csrf_and_redirects_303(client):
     html = client.get(response.headers["Location"]).get_data(as_text=True)
     assert row_ids(html.split('id="rows"')[1]) == []
     assert "Nothing captured yet" in html
-    assert '<p class="saved" role="status">Inbox cleared: 3 capture(s) deleted.</p>' in html
+    assert '<p class="saved" role="status">Inbox cleared: 3 captures deleted.</p>' in html
     # Said once, and no address can make the page say it.
     assert "Inbox cleared" not in client.get("/inboxes/default").get_data(as_text=True)
     # An empty inbox has nothing to clear, and the page says so.

@@ -228,7 +228,7 @@ def _disposition(filename: str) -> str:
 def raw_body(capture_id: int):
     """The exact stored bytes with the original content type, as an attachment."""
     capture = _capture(capture_id)
-    return _attachment(capture.body, capture.content_type, f"capture-{capture.id}.bin")
+    return _attachment(capture.body, capture.content_type, present.raw_body_filename(capture))
 
 
 @bp.get("/captures/<int:capture_id>/parts/<int:index>")

@@ -212,6 +212,7 @@ def _detail_context(inbox: Inbox, capture: Capture) -> dict:
         "log_lines": fired_webhook_lines(capture.param_list),
         # Behind a proxy's path prefix, the address the sender used carries it.
         "curl": present.curl_command(capture, request.url_root),
+        "curl_body_file": present.curl_body_file(capture),
         "attempts": relay.attempts(capture.id),
         # A wrong key is easier to tell apart from the right ones side by side.
         "compared": inboxes.secrets_of(inbox) if capture.verdict == MISMATCH else [],

@@ -4,6 +4,7 @@ copy-as-cURL. Pure functions over stored data; templates do the markup."""
 from __future__ import annotations
 
 import json
+import mimetypes
 import re
 import shlex
 import unicodedata
@@ -31,6 +32,9 @@ PRINTF_CHUNK = 16 * 1024
 # 7.69). Over the smaller, the command turns it off unless the sender sent one:
 # where this curl would not have added it, turning it off changes nothing.
 CURL_EXPECT_THRESHOLD = 1024
+# A body over this is not written into the command, where it would put up to four
+# times its size of text on the page: the command reads the raw body download.
+CURL_INLINE_BODY_LIMIT = 256 * 1024
 
 # Headers curl sets itself, or that describe one connection rather than the request.
 NOT_REPLAYED = {
@@ -268,6 +272,40 @@ def event_view(capture: Capture) -> EventView:
     return view
 
 
+# Python's own table only (no system files read), so a name is the same on every machine.
+_TYPES = mimetypes.MimeTypes()
+_EXTENSIONS = {
+    "application/xml": ".xml",  # the table says .xsl
+    "application/x-www-form-urlencoded": ".txt",
+    "application/x-ndjson": ".ndjson",
+    "application/gzip": ".gz",
+    "text/javascript": ".js",
+}
+_COMPRESSED = {"gzip": ".gz", "x-gzip": ".gz", "br": ".br", "zstd": ".zst"}
+
+
+def raw_body_filename(capture: Capture) -> str:
+    """The raw body download's name: `capture-<id>` and the usual extension of its
+    content type (`+json`/`+xml` types too), or `.bin`; a compressed body (one
+    Content-Encoding) adds the compression's, as the bytes are kept as sent."""
+    essence = capture.content_type.split(";", 1)[0].strip().lower()
+    suffix = _EXTENSIONS.get(essence) or _TYPES.guess_extension(essence)
+    if not suffix and essence.endswith(("+json", "+xml")):
+        suffix = "." + essence.rsplit("+", 1)[1]
+    coding = capture.header("content-encoding").strip().lower()
+    if coding and coding != "identity":
+        compressed = _COMPRESSED.get(coding)
+        suffix = (suffix or "") + compressed if compressed else ".bin"
+    return f"capture-{capture.id}{suffix or '.bin'}"
+
+
+def curl_body_file(capture: Capture) -> str | None:
+    """The file a large body's command reads (the raw body download), or None."""
+    if len(capture.body or b"") > CURL_INLINE_BODY_LIMIT:
+        return raw_body_filename(capture)
+    return None
+
+
 def curl_command(capture: Capture, base_url: str) -> str:
     """A shell command (bash) that sends the same request again, body byte for byte."""
     # As Latin-1 text: one character per byte sent, which _quote writes back as bytes.
@@ -300,6 +338,9 @@ def curl_command(capture: Capture, base_url: str) -> str:
     body = capture.body
     if not body:
         return " ".join(parts)
+    body_file = curl_body_file(capture)
+    if body_file:
+        return " ".join([*parts, "--data-binary", "@" + body_file])
     text = body.decode("latin-1")
     if _PLAIN.match(text) and not text.startswith("@"):
         quoted = shlex.quote(text)

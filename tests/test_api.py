@@ -831,7 +831,7 @@ def test_raw_body_is_the_exact_bytes_as_a_download(client):
     assert raw.get_data() == body
     assert raw.mimetype == "image/png"
     assert raw.headers["Content-Disposition"].startswith(
-        f'attachment; filename="capture-{capture_id}.bin"'
+        f'attachment; filename="capture-{capture_id}.png"'
     )
     assert raw.headers["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in raw.headers["Content-Security-Policy"]
@@ -839,6 +839,30 @@ def test_raw_body_is_the_exact_bytes_as_a_download(client):
     served = client.get(f"/api/captures/{html.headers['X-Capture-Id']}/raw")
     assert served.headers["Content-Disposition"].startswith("attachment")
     assert_error(client.get("/api/captures/999999/raw"), 404)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "headers", "extension"),
+    [
+        ("application/json; charset=utf-8", {}, ".json"),
+        ("application/vnd.github+json", {}, ".json"),
+        ("application/xml", {}, ".xml"),
+        ("application/x-www-form-urlencoded", {}, ".txt"),
+        ("text/plain", {}, ".txt"),
+        ("application/json", {"Content-Encoding": "gzip"}, ".json.gz"),
+        ("application/json", {"Content-Encoding": "gzip, br"}, ".bin"),
+        ("application/x-unheard-of", {}, ".bin"),
+        ("", {}, ".bin"),
+    ],
+)
+def test_raw_body_download_is_named_for_its_type(client, content_type, headers, extension):
+    # Opened from a downloads folder, a file named for what it holds opens in the right app.
+    response = client.post(
+        "/hooks/default", data=b"{}", headers={"Content-Type": content_type, **headers}
+    )
+    capture_id = int(response.headers["X-Capture-Id"])
+    raw = client.get(f"/api/captures/{capture_id}/raw")
+    assert f'filename="capture-{capture_id}{extension}"' in raw.headers["Content-Disposition"]
 
 
 def test_multipart_parts_download_by_index(client, fetch):

@@ -671,7 +671,7 @@ def test_curl_command_replays_method_path_query_headers_and_body(app, client):
 
 def test_curl_command_sends_a_long_text_body_on_standard_input(app, client):
     # As one argument, it would stop curl from starting (Linux: 128 KiB at most).
-    body = b"it's 100% text " * 20_000
+    body = b"it's 100% text " * 12_000
     response = client.post("/hooks/default", data=body, content_type="text/plain")
     capture_id = response.get_json()["id"]
     with app.app_context():
@@ -681,6 +681,30 @@ def test_curl_command_sends_a_long_text_body_on_standard_input(app, client):
         ["bash"], input=command.split(" | curl", 1)[0].encode(), capture_output=True, check=True
     )
     assert sent.stdout == body
+
+
+def test_curl_command_reads_a_large_body_from_the_raw_body_download(app, client):
+    # Written into the command, 2 MiB of binary would put 8 MiB of text on the page.
+    body = bytes(range(256)) * 8 * 1024
+    capture_id = client.post("/hooks/default", data=body, content_type="image/png").get_json()["id"]
+    with app.app_context():
+        command = curl_command(db.session.get(Capture, capture_id), "http://h")
+    assert command.endswith(f"--data-binary @capture-{capture_id}.png")
+    assert len(command) < 1000
+    page = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    assert len(page) < 100_000
+    hint = page.split('<section class="curl">')[1]
+    assert f"it reads the file <code>capture-{capture_id}.png</code>" in hint
+    assert f'href="/api/captures/{capture_id}/raw" download>Download the raw body</a>' in hint
+    # The download is that file, byte for byte.
+    raw = client.get(f"/api/captures/{capture_id}/raw")
+    assert f'filename="capture-{capture_id}.png"' in raw.headers["Content-Disposition"]
+    assert raw.get_data() == body
+    # At the limit, the body is still written into the command, and no file is named.
+    small = client.post("/hooks/default", data=b"\x00" * (256 * 1024)).get_json()["id"]
+    page = client.get(f"/inboxes/default/captures/{small}").get_data(as_text=True)
+    assert "it reads the file" not in page
+    assert "--data-binary @-" in page
 
 
 def test_curl_command_sends_an_empty_header_value_as_curl_spells_it(app, client):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import gzip
 import html
+import os
 import re
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -609,7 +611,17 @@ def replayed_with_curl(server, capture_id: int) -> int:
     standard input, as a pasted command is: as `bash -c`'s argument a command for
     a long body would itself be over the kernel's limit."""
     command = copied_as_curl(server, capture_id) + " --silent --show-error --max-time 60"
-    result = subprocess.run(["bash"], input=command.encode(), capture_output=True, timeout=120)
+    # A large body's command reads the raw body download, saved beside it as the page says.
+    body_file = re.search(r"--data-binary @(capture-\S+)", command)
+    with tempfile.TemporaryDirectory() as folder:
+        if body_file:
+            raw = requests.get(f"{server.url}/api/captures/{capture_id}/raw", timeout=60)
+            assert body_file.group(1) in raw.headers["Content-Disposition"]
+            with open(os.path.join(folder, body_file.group(1)), "wb") as saved:
+                saved.write(raw.content)
+        result = subprocess.run(
+            ["bash"], input=command.encode(), capture_output=True, timeout=120, cwd=folder
+        )
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
     return requests.models.complexjson.loads(result.stdout)["id"]
 
@@ -650,11 +662,13 @@ def send_raw(server, body: bytes, content_type: str, *extra: bytes) -> int:
     [
         # Just over Linux's 128 KiB for one argument (MAX_ARG_STRLEN).
         (b"a" * 200 * 1024, "text/plain"),
-        # The largest body taken, all of it characters that bash and printf treat specially.
-        ((b"'\"%s%%\\n\\x41 $(id) `id` " * 10 * 1024 * 1024)[: 10 * 1024 * 1024], "text/plain"),
+        # The largest body written into the command, all of it characters that bash
+        # and printf treat specially.
+        ((b"'\"%s%%\\n\\x41 $(id) `id` " * 256 * 1024)[: 256 * 1024], "text/plain"),
+        # The largest body taken: the command reads the raw body download.
         ((bytes(range(256)) * 40 * 1024)[: 10 * 1024 * 1024], "application/octet-stream"),
     ],
-    ids=["text-200KiB", "text-10MiB", "binary-10MiB"],
+    ids=["text-200KiB", "text-256KiB-specials", "binary-10MiB"],
 )
 def test_copy_as_curl_replays_a_long_body_byte_for_byte(live_server, body, content_type):
     assert_replayed_as_captured(live_server, send_raw(live_server, body, content_type))

@@ -103,6 +103,43 @@
     if ((event.target.id === "live" || event.target.id === "gone") && paused()) {
       event.preventDefault();
     }
+    if (event.target.id === "live" && listLoading) event.preventDefault();
+  });
+
+  // A filter change replaces the list, its live cursor (#live) with it. The
+  // answer to a live fetch still on its way belongs to the old list: it would
+  // put the old filters' cursor back, so it is dropped, and no live fetch
+  // starts until the new list is in; the new cursor then fetches whatever
+  // arrived meanwhile.
+  var listLoading = false;
+  var replacedLive = null;
+  function replacesList(event) {
+    return !!(event.detail.target && event.detail.target.id === "capture-list");
+  }
+  function dropAnswer(event) { event.preventDefault(); }
+  function catchUp() {
+    var live = document.getElementById("live");
+    if (live) htmx.trigger(live, "sse:capture");
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (!replacesList(event)) return;
+    listLoading = true;
+    // On the element itself: once replaced, its events no longer reach the document.
+    replacedLive = document.getElementById("live");
+    if (replacedLive) replacedLive.addEventListener("htmx:beforeOnLoad", dropAnswer);
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!replacesList(event)) return;
+    listLoading = false;
+    if (replacedLive && !event.detail.successful) {
+      // The old list stays, and its cursor goes on.
+      replacedLive.removeEventListener("htmx:beforeOnLoad", dropAnswer);
+      catchUp();
+    }
+    replacedLive = null;
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.target.id === "capture-list") catchUp();
   });
 
   document.addEventListener("change", function (event) {

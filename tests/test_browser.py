@@ -9,6 +9,7 @@ closed), unless the test says why one is expected.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -25,6 +26,7 @@ import pytest
 import requests
 from conftest import ROOT, SECRET_KEY, LiveServer
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -1065,3 +1067,62 @@ def test_an_opened_capture_titles_the_page_and_going_back_restores_it(watched, l
     expect(page).to_have_title("default · Webhook receiver")
     page.go_forward()
     expect(page).to_have_title(f"Capture #{capture_id} · default · Webhook receiver")
+
+
+# --- a filter change racing the live feed ---
+
+
+def live_fetch(url: str) -> bool:
+    return "/inboxes/default/rows?" in url and "after=" in url
+
+
+def list_fetch(url: str) -> bool:
+    return urlsplit(url).path == "/inboxes/default" and "event=" in url
+
+
+def test_a_live_fetch_answered_after_a_filter_change_leaves_the_new_filter_in_place(
+    watched, live_server
+):
+    page = watched.page
+    open_inbox(page)
+    held = []
+    page.route(live_fetch, lambda route: held.append(route) if not held else route.continue_())
+    first = deliver(live_server, "race", data={"event": "VOUCHER_CREATED"})
+    page.wait_for_function("() => document.querySelector('#live.htmx-request') !== null")
+    assert held
+
+    # The filter changes while that live fetch is on its way; it is answered after.
+    page.select_option("#filters select[name=event]", "JOB_FINISHED")
+    expect(page).to_have_url(f"{live_server.url}/inboxes/default?event=JOB_FINISHED")
+    expect(page.locator("#live")).to_have_attribute("hx-get", re.compile("event=JOB_FINISHED"))
+    with contextlib.suppress(PlaywrightError):  # the page may have dropped it already
+        held[0].continue_()
+    page.wait_for_timeout(500)
+
+    expect(page.locator("#live")).to_have_attribute("hx-get", re.compile("event=JOB_FINISHED"))
+    other = deliver(live_server, "race", data={"event": "VOUCHER_CREATED"})
+    finished = deliver(live_server, "race", data={"event": "JOB_FINISHED"})
+    expect(page.locator(f"#capture-{finished}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    for hidden in (first, other):
+        expect(page.locator(f"#capture-{hidden}")).to_have_count(0)
+    assert set(page.locator("tr.capture-row .badge.event").all_inner_texts()) == {"JOB_FINISHED"}
+
+
+def test_a_capture_arriving_while_the_filtered_list_loads_is_shown(watched, live_server):
+    page = watched.page
+    open_inbox(page)
+    answered = []
+    # The filtered list is made now, and reaches the page only after the next capture.
+    page.route(list_fetch, lambda route: answered.append((route, route.fetch())))
+    page.select_option("#filters select[name=event]", "JOB_FINISHED")
+    page.wait_for_function("() => document.querySelector('#filters.htmx-request') !== null")
+    while not answered:
+        page.wait_for_timeout(50)
+    arrived = deliver(live_server, "race", data={"event": "JOB_FINISHED"})
+    page.wait_for_timeout(1000)  # its live event reaches the page before the list does
+    route, response = answered[0]
+    route.fulfill(response=response)
+    expect(page).to_have_url(f"{live_server.url}/inboxes/default?event=JOB_FINISHED")
+    expect(page.locator(f"#capture-{arrived}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator(f"#capture-{arrived}")).to_have_count(1)

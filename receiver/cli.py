@@ -275,6 +275,30 @@ def create_token(label: str):
     click.echo(make(label))
 
 
+def _one_line(text: str) -> str:
+    """A label as one line: control characters escaped (\\n, \\t)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _utc(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "never"
+
+
+@token_cli.command("list")
+def list_tokens():
+    """Every API token: id, label, how it starts, created, last used (never the token)."""
+    from .access import tokens
+
+    rows = tokens()
+    if not rows:
+        click.echo("No API tokens yet.")
+    for token in rows:
+        click.echo(
+            f"{token.id}\t{_one_line(token.label)}\t{token.hint}…"
+            f"\tcreated {_utc(token.created_at)}\tlast used {_utc(token.last_used_at)}"
+        )
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(setup_command)
     app.cli.add_command(inbox_cli)

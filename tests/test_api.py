@@ -1377,6 +1377,34 @@ def test_a_token_works_until_revoked(app, client, runner):
     assert_error(client.get("/api/inboxes", headers=bearer), 401, "login_required")
 
 
+def test_token_list_shows_label_and_hint_but_never_the_token(app, client, runner):
+    empty = runner.invoke(args=["token", "list"])
+    assert empty.exit_code == 0, empty.output
+    assert empty.output == "No API tokens yet.\n"
+    token = make_token(runner)
+    with app.app_context():
+        (row,) = access.tokens()
+        token_id, digest = row.id, row.digest
+    listed = runner.invoke(args=["token", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.startswith(f"{token_id}\tci\t{token[:8]}…\tcreated ")
+    assert listed.output.count("\n") == 1
+    assert " UTC\tlast used never\n" in listed.output
+    assert token[:9] not in listed.output  # the hint, and not a character more
+    assert digest not in listed.output
+    client.get("/api/inboxes", headers={"Authorization": f"Bearer {token}"})
+    used = runner.invoke(args=["token", "list"]).output
+    assert re.search(r"\tlast used \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n$", used), used
+
+
+def test_token_list_keeps_a_label_on_one_line(runner):
+    make_token(runner)
+    assert runner.invoke(args=["token", "create", "two\nlines\tand a tab"]).exit_code == 0
+    listed = runner.invoke(args=["token", "list"]).output.splitlines()
+    assert len(listed) == 2
+    assert "\ttwo\\nlines\\tand a tab\t" in listed[1]
+
+
 @pytest.mark.parametrize("app_config", [PASSWORD])
 @pytest.mark.parametrize(
     ("base", "secure"), [("https://localhost", True), ("http://localhost", False)]

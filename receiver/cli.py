@@ -299,6 +299,37 @@ def list_tokens():
         )
 
 
+@token_cli.command("revoke")
+@click.argument("id_or_hint")
+def revoke_token(id_or_hint: str):
+    """Revoke a token, by its id or by how it starts (as `token list` shows it)."""
+    from .access import revoke_token as revoke
+    from .access import tokens
+
+    # The hint as shown ends with "…": copied with it (or as "..."), it still matches.
+    wanted = id_or_hint.removesuffix("…").removesuffix("...")
+    rows = tokens()
+    matches = [row for row in rows if str(row.id) == wanted] or [
+        row for row in rows if row.hint == wanted
+    ]
+    if len(matches) > 1:
+        ids = ", ".join(str(row.id) for row in matches)
+        raise click.ClickException(
+            f"{len(matches)} tokens start with {wanted!r} (ids {ids}): revoke one by its id."
+        )
+    # Only a hint's worth of what was given is echoed: it may be a whole token.
+    shown = wanted if len(wanted) <= 16 else wanted[:8] + "…"
+    if not matches:
+        raise click.ClickException(
+            f"No API token has the id or hint {shown!r}: `token list` shows them."
+        )
+    # Read before revoking: a deleted row's attributes cannot be loaded again.
+    token_id, label, hint = matches[0].id, matches[0].label, matches[0].hint
+    if not revoke(token_id):
+        raise click.ClickException(f"Token {token_id} was revoked meanwhile.")
+    click.echo(f"Revoked token {token_id} {label!r} ({hint}…).")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(setup_command)
     app.cli.add_command(inbox_cli)

@@ -24,12 +24,12 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from receiver import access, openapi, storage
 from receiver.exports import FIXED
 from receiver.extensions import db
-from receiver.models import Capture, CaptureCount
+from receiver.models import ApiToken, Capture, CaptureCount
 
 REMOTE = {"REMOTE_ADDR": "203.0.113.5"}
 PASSWORD = {"RECEIVER_ADMIN_PASSWORD": "pw"}
@@ -1403,6 +1403,56 @@ def test_token_list_keeps_a_label_on_one_line(runner):
     listed = runner.invoke(args=["token", "list"]).output.splitlines()
     assert len(listed) == 2
     assert "\ttwo\\nlines\\tand a tab\t" in listed[1]
+
+
+@pytest.mark.parametrize("app_config", [PASSWORD])
+@pytest.mark.parametrize("by", ["id", "hint", "hint as shown"])
+def test_token_revoke_by_id_or_hint_stops_the_token(app, client, runner, by):
+    kept = make_token(runner)
+    token = make_token(runner)
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/inboxes", headers=bearer).status_code == 200
+    with app.app_context():
+        token_id = access.tokens()[1].id
+    given = {"id": str(token_id), "hint": token[:8], "hint as shown": token[:8] + "…"}[by]
+    result = runner.invoke(args=["token", "revoke", given])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"Revoked token {token_id} 'ci' ({token[:8]}…).\n"
+    assert_error(client.get("/api/inboxes", headers=bearer), 401, "login_required")
+    still = client.get("/api/inboxes", headers={"Authorization": f"Bearer {kept}"})
+    assert still.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [("999", "'999'"), ("whr_none", "'whr_none'"), ("whr_" + "x" * 43, "'whr_xxxx…'")],
+)
+def test_token_revoke_of_an_unknown_token_fails(app, runner, given, shown):
+    make_token(runner)
+    result = runner.invoke(args=["token", "revoke", given])
+    assert result.exit_code != 0
+    assert f"No API token has the id or hint {shown}" in result.output
+    assert "x" * 5 not in result.output  # a whole token given is not echoed back
+    with app.app_context():
+        assert len(access.tokens()) == 1
+
+
+def test_token_revoke_refuses_a_hint_that_several_tokens_share(app, runner):
+    first = make_token(runner)
+    make_token(runner)
+    with app.app_context():
+        db.session.execute(update(ApiToken).values(hint=first[:8]))
+        db.session.commit()
+        ids = [row.id for row in access.tokens()]
+    result = runner.invoke(args=["token", "revoke", first[:8]])
+    assert result.exit_code != 0
+    assert f"2 tokens start with {first[:8]!r} (ids {ids[0]}, {ids[1]})" in result.output
+    assert "by its id" in result.output
+    with app.app_context():
+        assert len(access.tokens()) == 2
+    assert runner.invoke(args=["token", "revoke", str(ids[1])]).exit_code == 0
+    with app.app_context():
+        assert [row.id for row in access.tokens()] == ids[:1]
 
 
 @pytest.mark.parametrize("app_config", [PASSWORD])

@@ -300,18 +300,22 @@ def list_tokens():
 
 
 @token_cli.command("revoke")
-@click.argument("id_or_hint")
+@click.argument("id_or_hint", metavar="ID|HINT|TOKEN")
 def revoke_token(id_or_hint: str):
-    """Revoke a token, by its id or by how it starts (as `token list` shows it)."""
+    """Revoke a token, by its id, by how it starts (as `token list` shows it),
+    or by the whole token (one that leaked, say)."""
     from .access import revoke_token as revoke
-    from .access import tokens
+    from .access import token_digest, tokens
 
     # The hint as shown ends with "…": copied with it (or as "..."), it still matches.
     wanted = id_or_hint.removesuffix("…").removesuffix("...")
     rows = tokens()
-    matches = [row for row in rows if str(row.id) == wanted] or [
-        row for row in rows if row.hint == wanted
-    ]
+    digest = token_digest(id_or_hint)
+    matches = (
+        [row for row in rows if str(row.id) == wanted]
+        or [row for row in rows if row.digest == digest]
+        or [row for row in rows if row.hint == wanted]
+    )
     if len(matches) > 1:
         ids = ", ".join(str(row.id) for row in matches)
         raise click.ClickException(

@@ -1406,7 +1406,7 @@ def test_token_list_keeps_a_label_on_one_line(runner):
 
 
 @pytest.mark.parametrize("app_config", [PASSWORD])
-@pytest.mark.parametrize("by", ["id", "hint", "hint as shown"])
+@pytest.mark.parametrize("by", ["id", "hint", "hint as shown", "whole token"])
 def test_token_revoke_by_id_or_hint_stops_the_token(app, client, runner, by):
     kept = make_token(runner)
     token = make_token(runner)
@@ -1414,7 +1414,12 @@ def test_token_revoke_by_id_or_hint_stops_the_token(app, client, runner, by):
     assert client.get("/api/inboxes", headers=bearer).status_code == 200
     with app.app_context():
         token_id = access.tokens()[1].id
-    given = {"id": str(token_id), "hint": token[:8], "hint as shown": token[:8] + "…"}[by]
+    given = {
+        "id": str(token_id),
+        "hint": token[:8],
+        "hint as shown": token[:8] + "…",
+        "whole token": token,  # one that leaked: revoked without finding its id first
+    }[by]
     result = runner.invoke(args=["token", "revoke", given])
     assert result.exit_code == 0, result.output
     assert result.output == f"Revoked token {token_id} 'ci' ({token[:8]}…).\n"

@@ -52,6 +52,7 @@ def helpers():
         "VERDICTS": VERDICTS,
         "filter_args": filter_args,
         "wire_text": present.wire_text,
+        "part_names": present.part_names,
         # The one rule for inbox names, for the forms' pattern, title and hint.
         "SLUG_PATTERN": storage.SLUG_PATTERN,
         "SLUG_RULE": inboxes.SLUG_RULE,

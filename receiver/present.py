@@ -126,6 +126,21 @@ def wire_text(value: str) -> tuple[str, bool]:
         return value, False
 
 
+def part_names(parts: list[dict]) -> list[str]:
+    """What each multipart part is called by its download link: its file name,
+    else its field's name; numbered as the body view numbers parts where that
+    is empty or shared with another part, so that no two links sound alike."""
+    names = [part["filename"] or part["name"] for part in parts]
+    called = []
+    for part, name in zip(parts, names, strict=True):
+        if not name:
+            name = str(part["index"])
+        elif names.count(name) > 1:
+            name = f"{part['index']}: {name}"
+        called.append(name)
+    return called
+
+
 @dataclass
 class BodyView:
     kind: str  # "empty", "json", "text", "binary"

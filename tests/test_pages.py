@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from markupsafe import escape
@@ -1112,3 +1113,73 @@ def test_a_capture_page_and_its_swapped_in_detail_are_titled_with_the_capture(cl
         .lstrip()
         .startswith("<title>default · Webhook receiver</title>")
     )
+
+
+def names_of(html: str, visible: str) -> list[str | None]:
+    """The accessible name (aria-label) of each link or button whose text is `visible`."""
+    tags = re.findall(rf"<(?:a|button)\b([^>]*)>{visible}</(?:a|button)>", html)
+    found = [re.search(r'aria-label="([^"]*)"', attributes) for attributes in tags]
+    return [unescape(label.group(1)) if label else None for label in found]
+
+
+def assert_distinct_names(names: list[str | None], visible: str, count: int) -> None:
+    assert len(names) == count, names
+    assert len(set(names)) == count, names
+    # Label in name (WCAG 2.5.3): what is said starts with what is shown.
+    assert all(name and name.startswith(visible + " ") for name in names), names
+
+
+def test_revoke_buttons_name_their_token_even_when_labels_repeat(client):
+    token = csrf_token(client, "/tokens")
+    for label in ("ci-pipeline", "nightly", "nightly"):
+        client.post("/tokens", data={"csrf_token": token, "label": label})
+    names = names_of(client.get("/tokens").get_data(as_text=True), "Revoke")
+    assert_distinct_names(names, "Revoke", 3)
+    assert names[0] == "Revoke token ci-pipeline"
+    # The same label twice: the token's first characters, as shown, tell them apart.
+    assert all(re.fullmatch(r"Revoke token nightly \(whr_.{4}…\)", name) for name in names[1:])
+
+
+def test_remove_buttons_name_their_secret(client):
+    page = "/inboxes/default/settings"
+    token = csrf_token(client, page)
+    for label in ("production", "staging"):
+        fields = {"csrf_token": token, "label": label, "secret": f"key-of-{label}"}
+        assert client.post("/inboxes/default/secrets", data=fields).status_code == 303
+    names = names_of(client.get(page).get_data(as_text=True), "Remove")
+    assert_distinct_names(names, "Remove", 2)
+    assert names == ["Remove secret production", "Remove secret staging"]
+
+
+def test_part_download_links_name_their_part(client):
+    capture_id = client.post(
+        "/hooks/default",
+        data={
+            "avatar": (io.BytesIO(b"\x89PNG"), "avatar.png", "image/png"),
+            "first": (io.BytesIO(b"one"), "same.txt", "text/plain"),
+            "second": (io.BytesIO(b"two"), "same.txt", "text/plain"),
+            "note": "a field, no file",
+        },
+        content_type="multipart/form-data",
+    ).get_json()["id"]
+    html = client.get(f"/inboxes/default/captures/{capture_id}").get_data(as_text=True)
+    names = names_of(html, "Download")
+    assert_distinct_names(names, "Download", 4)
+    assert "Download part avatar.png" in names
+    assert "Download part note" in names
+    # A file name two parts share: numbered as the body view numbers parts.
+    shared = [n for n in names if "same.txt" in n]
+    assert len(shared) == 2
+    for name in shared:
+        number = re.fullmatch(r"Download part (\d+): same\.txt", name).group(1)
+        assert re.search(rf"── part {number}: \w+, file same\.txt", html)
+
+
+def test_copy_buttons_on_the_inboxes_page_name_what_they_copy(app, client):
+    with app.app_context():
+        storage.create_inbox("other")
+    names = names_of(client.get("/").get_data(as_text=True), "Copy")
+    per_inbox = 1 + len(catalog.EVENTS)
+    assert_distinct_names(names, "Copy", 2 * per_inbox)
+    assert "Copy capture URL of default" in names and "Copy capture URL of other" in names
+    assert "Copy QR_CODE_SCANNED URL of other" in names

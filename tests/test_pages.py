@@ -1183,3 +1183,26 @@ def test_copy_buttons_on_the_inboxes_page_name_what_they_copy(app, client):
     assert_distinct_names(names, "Copy", 2 * per_inbox)
     assert "Copy capture URL of default" in names and "Copy capture URL of other" in names
     assert "Copy QR_CODE_SCANNED URL of other" in names
+
+
+@pytest.mark.parametrize(
+    ("path", "current"),
+    [
+        ("/", ["Inboxes"]),
+        ("/inboxes/default", ["Inboxes"]),
+        ("/inboxes/default/captures/{id}", ["Inboxes"]),
+        ("/inboxes/default/settings", ["Inboxes"]),
+        ("/inboxes/default/clear", ["Inboxes"]),
+        ("/inboxes/default/delete", ["Inboxes"]),
+        ("/tokens", ["API tokens"]),
+        ("/inboxes/no-such-inbox", []),  # an error page is in no section
+    ],
+)
+def test_the_top_navigation_marks_the_section_the_page_is_in(client, path, current):
+    capture_id = send(client)
+    html = client.get(path.format(id=capture_id)).get_data(as_text=True)
+    nav = html.split("<nav>", 1)[1].split("</nav>", 1)[0]
+    links = re.findall(r"<a\b([^>]*)>([^<]+)</a>", nav)
+    assert [text for _, text in links] == ["Inboxes", "API tokens"]
+    assert [text for attributes, text in links if 'aria-current="page"' in attributes] == current
+    assert html.count('aria-current="page"') == len(current)

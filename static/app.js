@@ -1,5 +1,5 @@
-// Small behaviours htmx does not cover: copy buttons, pausing the live list,
-// relative times, the live-connection indicator and the selected row.
+// Small behaviours htmx does not cover: copy buttons, confirming forms, pausing
+// the live list, relative times, the live-connection indicator and the selected row.
 (function () {
   "use strict";
 
@@ -53,6 +53,16 @@
       text = source ? source.textContent : "";
     }
     copyText(text || "", button);
+  });
+
+  // A form that undoes something (revoking a token, removing a secret) asks
+  // first with its data-confirm; declined, it is not sent. Without scripts it
+  // posts at once, as it always did. (Forms htmx sends use hx-confirm instead.)
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute("data-confirm");
+    if (question && !event.defaultPrevented && !window.confirm(question)) {
+      event.preventDefault();
+    }
   });
 
   function paused() {

@@ -64,8 +64,10 @@ class Watched:
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
-    # Confirmations the test asks for and accepts (any other dialog is a problem).
+    # Confirmations the test asks for and accepts, or declines (any other dialog
+    # is a problem).
     confirms: list[str] = field(default_factory=list)
+    declines: list[str] = field(default_factory=list)
 
     def csp_violations(self) -> list[str]:
         if self.page.is_closed():
@@ -115,6 +117,10 @@ def watched(browser, live_server) -> Watched:
         if dialog.type == "confirm" and dialog.message in watched.confirms:
             watched.confirms.remove(dialog.message)
             dialog.accept()
+            return
+        if dialog.type == "confirm" and dialog.message in watched.declines:
+            watched.declines.remove(dialog.message)
+            dialog.dismiss()
             return
         watched.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
@@ -1054,6 +1060,71 @@ def test_a_refused_secret_puts_focus_on_its_field_beside_the_message(watched, li
     refused = [e for e in watched.console_errors if "422" in e and "/secrets" in e]
     assert len(refused) == 1
     watched.console_errors.remove(refused[0])
+
+
+def answer_confirm(page: Page, asked: list[str], question: str, control) -> None:
+    """Click a control that asks `question` first, answered as `asked` says
+    (`watched.confirms` accepts, `watched.declines` declines)."""
+    asked.append(question)
+    with page.expect_event("dialog"):
+        control.click()
+    assert question not in asked, f"not asked: {question}"
+
+
+def test_revoking_a_token_asks_first_and_declining_keeps_it_working(watched, live_server):
+    page = watched.page
+    label = "ci-" + secrets.token_hex(4)
+    page.goto("/tokens")
+    page.get_by_label("Label").fill(label)
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#new-token").inner_text()
+    page.goto("/tokens")
+    row = page.locator("tr", has_text=label)
+    revoke = page.get_by_role("button", name=f"Revoke token {label}")
+    question = (
+        f"Revoke the token {label}? API clients that send it will be refused (401). "
+        "A revoked token cannot be restored."
+    )
+
+    answer_confirm(page, watched.declines, question, revoke)
+    page.reload()
+    expect(row).to_be_visible()
+    # Still accepted: a request bearing it is recorded as its last use.
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{live_server.url}/api/inboxes", headers=bearer, timeout=10).ok
+    page.reload()
+    expect(row.locator("td").nth(3)).not_to_have_text("never")
+
+    answer_confirm(page, watched.confirms, question, revoke)
+    expect(row).to_have_count(0)
+    expect(page).to_have_url(re.compile(r"/tokens$"))
+
+
+def test_removing_a_secret_asks_first_and_declining_keeps_it(watched, live_server):
+    slug = "confirm-" + secrets.token_hex(4)
+    api = f"{live_server.url}/api/inboxes"
+    assert requests.post(api, json={"slug": slug}, timeout=10).status_code == 201
+    page = watched.page
+    page.goto(f"/inboxes/{slug}/settings")
+    form = page.locator("#secrets form.settings-form")
+    form.get_by_label("Label").fill("production")
+    form.get_by_label("Secret API key").fill("key-" + secrets.token_hex(8))
+    form.get_by_role("button", name="Add secret").click()
+    row = page.locator('tr[data-secret-label="production"]')
+    expect(row).to_be_visible()
+    remove = page.get_by_role("button", name="Remove secret production")
+    question = (
+        "Remove the secret production? Deliveries carrying its key will no longer be verified. "
+        "Adding it back takes the key itself."
+    )
+
+    answer_confirm(page, watched.declines, question, remove)
+    page.reload()
+    expect(row).to_be_visible()
+
+    answer_confirm(page, watched.confirms, question, remove)
+    expect(page.locator("p.saved")).to_have_text("Secret removed.")
+    expect(row).to_have_count(0)
 
 
 def test_an_opened_capture_titles_the_page_and_going_back_restores_it(watched, live_server):

@@ -1206,3 +1206,35 @@ def test_the_top_navigation_marks_the_section_the_page_is_in(client, path, curre
     assert [text for _, text in links] == ["Inboxes", "API tokens"]
     assert [text for attributes, text in links if 'aria-current="page"' in attributes] == current
     assert html.count('aria-current="page"') == len(current)
+
+
+def confirming_form(html: str, action: str) -> tuple[str, str]:
+    """The action of the form posting to a URL that matches `action`, and what it asks first."""
+    tag = re.search(rf'<form method="post" action="({action})"([^>]*)>', html)
+    question = re.search(r'data-confirm="([^"]+)"', tag.group(2))
+    return tag.group(1), unescape(question.group(1)) if question else ""
+
+
+def test_revoke_and_remove_forms_ask_first_and_still_post_without_scripts(client):
+    token = csrf_token(client, "/tokens")
+    client.post("/tokens", data={"csrf_token": token, "label": "deploy-bot"})
+    revoke, question = confirming_form(
+        client.get("/tokens").get_data(as_text=True), r"/tokens/\d+/revoke"
+    )
+    assert question.startswith("Revoke the token deploy-bot? API clients that send it")
+    settings = "/inboxes/default/settings"
+    fields = {"csrf_token": token, "label": "production", "secret": "key-of-production"}
+    client.post("/inboxes/default/secrets", data=fields)
+    page = client.get(settings).get_data(as_text=True)
+    remove, question = confirming_form(page, r"/inboxes/default/secrets/\d+/remove")
+    assert question.startswith("Remove the secret production? Deliveries carrying its key")
+    assert "401" not in question
+    # With enforce mode on, what removing it means for senders is said too.
+    client.post(settings, data={"csrf_token": token, "slug": "default", "enforce_secret": "on"})
+    page = client.get(settings).get_data(as_text=True)
+    assert "enforce mode will answer them 401" in confirming_form(page, remove)[1]
+    # Plain posts: a browser without scripts sends them without asking.
+    assert client.post(revoke, data={"csrf_token": token}).status_code == 303
+    assert client.post(remove, data={"csrf_token": token}).status_code == 303
+    assert "deploy-bot" not in client.get("/tokens").get_data(as_text=True)
+    assert 'data-secret-label="production"' not in client.get(settings).get_data(as_text=True)

@@ -1238,3 +1238,18 @@ def test_revoke_and_remove_forms_ask_first_and_still_post_without_scripts(client
     assert client.post(remove, data={"csrf_token": token}).status_code == 303
     assert "deploy-bot" not in client.get("/tokens").get_data(as_text=True)
     assert 'data-secret-label="production"' not in client.get(settings).get_data(as_text=True)
+
+
+def test_token_times_are_shown_in_utc(app, client):
+    token = csrf_token(client, "/tokens")
+    created = client.post("/tokens", data={"csrf_token": token, "label": "dated"})
+    bearer = re.search(r'id="new-token">(whr_[^<]+)<', created.get_data(as_text=True)).group(1)
+    client.get("/api/inboxes", headers={"Authorization": f"Bearer {bearer}"})
+    html = client.get("/tokens").get_data(as_text=True)
+    row = html.split("<td>dated</td>", 1)[1].split("</tr>", 1)[0]
+    times = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', row)
+    assert len(times) == 2  # created, last used
+    for stamp, shown in times:
+        assert stamp.endswith("Z")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", shown)
+        assert shown.startswith(stamp[:10] + " " + stamp[11:16])

@@ -337,8 +337,10 @@ def _matches(q: str):
     def like(column, pattern: str):
         if sqlite and not q.isascii():
             # SQLite's LIKE folds ASCII letters only: José is found as josé
-            # through Python's case folding (receiver._tune_database).
-            return func.receiver_fold(column).like(pattern.casefold(), escape="\\")
+            # through Python's case folding (receiver._tune_database). The body
+            # goes in as bytes: as text, one that is not UTF-8 cannot reach Python.
+            folded = func.receiver_fold(Capture.body if column is body else column)
+            return folded.like(pattern.casefold(), escape="\\")
         return column.ilike(pattern, escape="\\")
 
     matches = [

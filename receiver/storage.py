@@ -353,6 +353,10 @@ def _matches(q: str):
     if sqlite:
         # SQLite's text cast stops at a NUL byte; find text after one too (exact case).
         matches.append(func.instr(Capture.body, q.encode()) > 0)
+    elif not q.isascii():
+        # 'escape' encoding writes bytes beyond ASCII as \ooo: such text is found
+        # in a body by its UTF-8 bytes (exact case), as SQLite's instr does.
+        matches.append(Capture.body.op("LIKE")(_like(q).encode()))
     return or_(*matches)
 
 

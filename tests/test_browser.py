@@ -1082,7 +1082,7 @@ def test_revoking_a_token_asks_first_and_declining_keeps_it_working(watched, liv
     row = page.locator("tr", has_text=label)
     revoke = page.get_by_role("button", name=f"Revoke token {label}")
     question = (
-        f"Revoke the token {label}? API clients that send it will be refused (401). "
+        f"Revoke the token {label}? API clients that send it will be refused. "
         "A revoked token cannot be restored."
     )
 
@@ -1197,3 +1197,16 @@ def test_a_capture_arriving_while_the_filtered_list_loads_is_shown(watched, live
     expect(page).to_have_url(f"{live_server.url}/inboxes/default?event=JOB_FINISHED")
     expect(page.locator(f"#capture-{arrived}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     expect(page.locator(f"#capture-{arrived}")).to_have_count(1)
+
+
+def test_copy_is_announced_on_every_page(watched, live_server):
+    # The live region was on inbox pages only: elsewhere a screen reader heard nothing.
+    page = watched.page
+    page.goto("/")
+    page.get_by_role("button", name="Copy capture URL of default").click()
+    expect(page.locator("#announce")).to_have_text("Copied")
+    page.goto("/tokens")
+    page.fill("input[name=label]", "announced")
+    page.get_by_role("button", name="Create token").click()
+    page.locator(".created-token button.copy").click()
+    expect(page.locator("#announce")).to_have_text("Copied")

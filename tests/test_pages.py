@@ -1201,7 +1201,7 @@ def test_copy_buttons_on_the_inboxes_page_name_what_they_copy(app, client):
 def test_the_top_navigation_marks_the_section_the_page_is_in(client, path, current):
     capture_id = send(client)
     html = client.get(path.format(id=capture_id)).get_data(as_text=True)
-    nav = html.split("<nav>", 1)[1].split("</nav>", 1)[0]
+    nav = html.split("<nav aria-label=\"Sections\">", 1)[1].split("</nav>", 1)[0]
     links = re.findall(r"<a\b([^>]*)>([^<]+)</a>", nav)
     assert [text for _, text in links] == ["Inboxes", "API tokens"]
     assert [text for attributes, text in links if 'aria-current="page"' in attributes] == current

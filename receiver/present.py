@@ -324,14 +324,19 @@ def curl_body_file(capture: Capture) -> str | None:
 def curl_command(capture: Capture, base_url: str) -> str:
     """A shell command (bash) that sends the same request again, body byte for byte."""
     # As Latin-1 text: one character per byte sent, which _quote writes back as bytes.
-    url = base_url.rstrip("/") + capture.raw_path.encode().decode("latin-1")
+    target = capture.raw_path.encode().decode("latin-1")
     if capture.query_string:
-        url += "?" + capture.query_string.decode("latin-1")
+        target += "?" + capture.query_string.decode("latin-1")
+    url = base_url.rstrip("/") + target
     parts = ["curl"]
     if capture.method == "HEAD":
         parts.append("--head")
     elif capture.method != "GET" or capture.body:
         parts += ["-X", capture.method]
+    if "#" in target:
+        # curl takes a `#` for the start of a fragment and sends nothing after it.
+        prefix = urlsplit(base_url).path.rstrip("/")
+        parts += ["--request-target", _quote(prefix + target)]
     if _DOT_SEGMENT.search(capture.raw_path):
         parts.append("--path-as-is")  # else curl resolves /../ and /./ itself
     if _GLOB.search(url):

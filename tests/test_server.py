@@ -674,6 +674,20 @@ def test_copy_as_curl_replays_a_long_body_byte_for_byte(live_server, body, conte
     assert_replayed_as_captured(live_server, send_raw(live_server, body, content_type))
 
 
+def test_copy_as_curl_replays_a_target_holding_a_hash(live_server):
+    # Kept as sent (with a note); curl alone would cut the target at the `#`.
+    request = (
+        b"POST /hooks/default/a#b?x=1#2&y=%%2B HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+        b"Content-Type: text/plain\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+    )
+    answer = raw_request(live_server, request % live_server.port)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    capture_id = capture_id_of(answer)
+    stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=10).json()
+    assert (stored["raw_path"], stored["query_string"]) == ("/hooks/default/a#b", "x=1#2&y=%2B")
+    assert_replayed_as_captured(live_server, capture_id)
+
+
 def test_copy_as_curl_replays_an_empty_header_value(live_server):
     capture_id = send_raw(live_server, b"x", "text/plain", b"X-Empty:", b"X-After: 1")
     stored = requests.get(f"{live_server.url}/api/captures/{capture_id}", timeout=10).json()

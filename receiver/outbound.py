@@ -191,7 +191,10 @@ def send(
             redirects = 0
             while True:
                 wait = max(0.001, deadline - time.perf_counter())
-                response = _request(session, method, url, headers, body, wait)
+                # A `#` in the URL given is the captured target's; in a redirect's
+                # Location it starts a fragment, which is not sent.
+                whole = _target_with_hash(url) if redirects == 0 else None
+                response = _request(session, method, url, headers, body, wait, whole)
                 if isinstance(response, Outcome):
                     response.latency_ms = _since(started)
                     if attempt.expired:
@@ -255,7 +258,9 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-def _request(session, method, url, headers, body, timeout) -> requests.Response | Outcome:
+def _request(
+    session, method, url, headers, body, timeout, whole_target=None
+) -> requests.Response | Outcome:
     try:
         prepared = session.prepare_request(
             requests.Request(method, url, headers=_header_dict(headers), data=body)
@@ -268,9 +273,23 @@ def _request(session, method, url, headers, body, timeout) -> requests.Response 
             parts = urlsplit(prepared.url)._replace(path=ours.path, query=ours.query)
             prepared.url = urlunsplit(parts)
         settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
-        return session.send(prepared, timeout=timeout, allow_redirects=False, **settings)
+        whole = _whole_target.set(whole_target)
+        try:
+            return session.send(prepared, timeout=timeout, allow_redirects=False, **settings)
+        finally:
+            _whole_target.reset(whole)
     except requests.RequestException as error:
         return Outcome(None, error=describe(error))
+
+
+def _target_with_hash(url: str) -> str | None:
+    """The request target of an ASCII `url` holding a `#`, all of it; else None."""
+    if "#" not in url or not url.isascii():
+        return None
+    rest = url.split("://", 1)[-1]
+    start = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    target = rest[start:]
+    return target if target.startswith("/") else "/" + target
 
 
 def _answered(
@@ -374,6 +393,9 @@ def _strerror(error: BaseException) -> str:
 
 _rules: ContextVar[Rules | None] = ContextVar("outbound_rules", default=None)
 _attempts: ContextVar[_Attempt | None] = ContextVar("outbound_attempt", default=None)
+# The request target of the request being sent, where requests would cut it short:
+# a captured target may hold a `#`, which requests takes for a fragment's start.
+_whole_target: ContextVar[str | None] = ContextVar("outbound_whole_target", default=None)
 
 
 class _PeerCheck:
@@ -413,7 +435,7 @@ class _ExactTarget:
     _given = threading.local()
 
     def urlopen(self, method, url, *args, **kwargs):
-        self._given.target = url
+        self._given.target = _whole_target.get() or url
         try:
             return super().urlopen(method, url, *args, **kwargs)
         finally:

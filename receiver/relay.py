@@ -138,7 +138,8 @@ def outgoing_url(
     if keys and query is None:
         captured_query = _unmask(captured_query, keys, lambda key: quote(key, safe=""))
     query = "&".join(q for q in (parts.query, captured_query) if q)
-    return urlunsplit(parts._replace(path=path, query=query))
+    # The target's own fragment is not sent; a `#` left in the URL is the capture's.
+    return urlunsplit(parts._replace(path=path, query=query, fragment=""))
 
 
 def _unmask(text: str, keys: Keys, spell: Callable[[str], str]) -> str:

@@ -442,6 +442,20 @@ def test_replay_sends_a_query_with_a_stray_percent_and_lower_case_escapes_as_sen
     assert received.path == "/in/q?" + query
 
 
+def test_replay_sends_a_query_holding_a_hash_whole(app, client, ctx, target):
+    # requests takes a `#` for a fragment's start and sent nothing after it.
+    # As gunicorn hands over `GET /hooks/default/q?x=1#2&y=%2B` (see wire.py).
+    response = client.get("/hooks/default/q", environ_overrides={"QUERY_STRING": "x=1#2&y=%2B"})
+    capture = db.session.get(Capture, response.get_json()["id"])
+    assert capture.query_string == b"x=1#2&y=%2B"
+    relay.replay(capture, target.url + "/in", with_subpath=True)
+    relay.replay(capture, target.url + "/in?t=1#frag")  # the target's fragment is not sent
+    assert [received.path for received in target.requests] == [
+        "/in/q?x=1#2&y=%2B",
+        "/in?t=1&x=1#2&y=%2B",
+    ]
+
+
 def test_replay_without_subpath_keeps_the_query(app, client, ctx, target):
     response = client.put("/hooks/default/sub?a=1", data=b"x")
     capture = db.session.get(Capture, response.get_json()["id"])

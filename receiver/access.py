@@ -237,9 +237,14 @@ class _Attempts:
         db.session.commit()
 
     @staticmethod
-    def clear(who: str) -> None:
-        db.session.execute(delete(LoginFailure).where(LoginFailure.address == who[:64]))
+    def clear(who: str | None) -> int:
+        """Forget the failed logins of `who`, or of every address (None): how many."""
+        statement = delete(LoginFailure)
+        if who is not None:
+            statement = statement.where(LoginFailure.address == who[:64])
+        forgotten = db.session.execute(statement).rowcount
         db.session.commit()
+        return forgotten
 
 
 attempts = _Attempts()

@@ -334,8 +334,27 @@ def revoke_token(id_or_hint: str):
     click.echo(f"Revoked token {token_id} {label!r} ({hint}…).")
 
 
+login_cli = AppGroup("login", help="Dashboard logins.", callback=with_appcontext(set_up_if_new))
+
+
+@login_cli.command("unblock")
+@click.argument("address", required=False)
+def unblock_login(address: str | None):
+    """Let ADDRESS (or, without one, every address) try to log in again now,
+    instead of after the lockout that failed logins bring on."""
+    from .access import attempts
+
+    forgotten = attempts.clear(address)
+    failures = "1 failed login" if forgotten == 1 else f"{forgotten} failed logins"
+    if address:
+        click.echo(f"Forgot {failures} of {address}: it may try to log in again now.")
+    else:
+        click.echo(f"Forgot {failures}: every address may try to log in again now.")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(setup_command)
     app.cli.add_command(inbox_cli)
     app.cli.add_command(purge_command)
     app.cli.add_command(token_cli)
+    app.cli.add_command(login_cli)

@@ -424,6 +424,25 @@ def test_login_attempts_are_rate_limited(password_app):
     assert int(blocked.headers["Retry-After"]) > 0
 
 
+@pytest.mark.parametrize("given", ["127.0.0.1", None])
+def test_a_login_lockout_can_be_lifted_from_the_command_line(password_app, given):
+    client = password_app.test_client()
+    token = token_of(client.get("/login").get_data(as_text=True))
+    for i in range(5):
+        client.post("/login", data={"csrf_token": token, "password": f"guess{i}"})
+    login = {"csrf_token": token, "password": "correct horse"}
+    assert client.post("/login", data=login).status_code == 429
+    runner = password_app.test_cli_runner()
+    other = runner.invoke(args=["login", "unblock", "192.0.2.9"])
+    assert other.output == "Forgot 0 failed logins of 192.0.2.9: it may try to log in again now.\n"
+    assert client.post("/login", data=login).status_code == 429
+    result = runner.invoke(args=["login", "unblock", *([given] if given else [])])
+    assert result.exit_code == 0, result.output
+    said = f" of {given}: it may" if given else ": every address may"
+    assert result.output == f"Forgot 5 failed logins{said} try to log in again now.\n"
+    assert client.post("/login", data=login).status_code == 303
+
+
 ANOTHER_WORKER = """
 import re, sys
 sys.path.insert(0, "tests")

@@ -113,43 +113,54 @@
     if ((event.target.id === "live" || event.target.id === "gone") && paused()) {
       event.preventDefault();
     }
-    if (event.target.id === "live" && listLoading) event.preventDefault();
+    if (event.target.id === "live" && listsLoading > 0) event.preventDefault();
   });
 
   // A filter change replaces the list, its live cursor (#live) with it. The
   // answer to a live fetch still on its way belongs to the old list: it would
   // put the old filters' cursor back, so it is dropped, and no live fetch
-  // starts until the new list is in; the new cursor then fetches whatever
-  // arrived meanwhile.
-  var listLoading = false;
-  var replacedLive = null;
+  // starts until the last list asked for is in; its cursor then fetches
+  // whatever arrived meanwhile. Filter changes can overlap (a link, then the
+  // select): a list that lands while another is still coming is held too.
+  var listsLoading = 0;
   function replacesList(event) {
     return !!(event.detail.target && event.detail.target.id === "capture-list");
   }
   function dropAnswer(event) { event.preventDefault(); }
+  // On the element itself: once replaced, its events no longer reach the document.
+  function holdLive() {
+    var live = document.getElementById("live");
+    if (live) live.addEventListener("htmx:beforeOnLoad", dropAnswer);
+  }
   function catchUp() {
     var live = document.getElementById("live");
-    if (live) htmx.trigger(live, "sse:capture");
+    if (!live) return;
+    live.removeEventListener("htmx:beforeOnLoad", dropAnswer);
+    htmx.trigger(live, "sse:capture");
   }
   document.addEventListener("htmx:beforeRequest", function (event) {
     if (!replacesList(event)) return;
-    listLoading = true;
-    // On the element itself: once replaced, its events no longer reach the document.
-    replacedLive = document.getElementById("live");
-    if (replacedLive) replacedLive.addEventListener("htmx:beforeOnLoad", dropAnswer);
+    listsLoading += 1;
+    holdLive();
+    // Counted off on the request itself: a link or form that asked may be gone
+    // by then (a list before it replaced it), and its events with it.
+    var xhr = event.detail.xhr;
+    xhr.addEventListener("loadend", function () {
+      listsLoading = Math.max(0, listsLoading - 1);
+      // No list came (an error, no answer): the one on the page stays, and its
+      // cursor goes on. A list that came is caught up once it has settled.
+      var swapped = xhr.status >= 200 && xhr.status < 400 && xhr.status !== 204;
+      if (!swapped && listsLoading === 0) catchUp();
+    });
   });
-  document.addEventListener("htmx:afterRequest", function (event) {
-    if (!replacesList(event)) return;
-    listLoading = false;
-    if (replacedLive && !event.detail.successful) {
-      // The old list stays, and its cursor goes on.
-      replacedLive.removeEventListener("htmx:beforeOnLoad", dropAnswer);
-      catchUp();
-    }
-    replacedLive = null;
+  // Also a list the server sends in place of another answer (deletions elsewhere).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (replacesList(event)) holdLive();
   });
   document.addEventListener("htmx:afterSettle", function (event) {
-    if (event.target.id === "capture-list") catchUp();
+    if (event.target.id !== "capture-list") return;
+    if (listsLoading === 0) catchUp();
+    else holdLive();
   });
 
   document.addEventListener("change", function (event) {

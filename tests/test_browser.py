@@ -1143,6 +1143,15 @@ def test_an_opened_capture_titles_the_page_and_going_back_restores_it(watched, l
 # --- a filter change racing the live feed ---
 
 
+def wait_for_routes(page: Page, routes, count: int) -> None:
+    """Until `count` requests have reached the test's route handlers (they run
+    while the page is waited on, not as soon as the browser sends)."""
+    deadline = time.monotonic() + 5
+    while len(routes) < count:
+        assert time.monotonic() < deadline, f"{len(routes)} of {count} requests came"
+        page.wait_for_timeout(50)
+
+
 def live_fetch(url: str) -> bool:
     return "/inboxes/default/rows?" in url and "after=" in url
 
@@ -1159,8 +1168,7 @@ def test_a_live_fetch_answered_after_a_filter_change_leaves_the_new_filter_in_pl
     held = []
     page.route(live_fetch, lambda route: held.append(route) if not held else route.continue_())
     first = deliver(live_server, "race", data={"event": "VOUCHER_CREATED"})
-    page.wait_for_function("() => document.querySelector('#live.htmx-request') !== null")
-    assert held
+    wait_for_routes(page, held, 1)
 
     # The filter changes while that live fetch is on its way; it is answered after.
     page.select_option("#filters select[name=event]", "JOB_FINISHED")
@@ -1188,8 +1196,7 @@ def test_a_capture_arriving_while_the_filtered_list_loads_is_shown(watched, live
     page.route(list_fetch, lambda route: answered.append((route, route.fetch())))
     page.select_option("#filters select[name=event]", "JOB_FINISHED")
     page.wait_for_function("() => document.querySelector('#filters.htmx-request') !== null")
-    while not answered:
-        page.wait_for_timeout(50)
+    wait_for_routes(page, answered, 1)
     arrived = deliver(live_server, "race", data={"event": "JOB_FINISHED"})
     page.wait_for_timeout(1000)  # its live event reaches the page before the list does
     route, response = answered[0]
@@ -1210,3 +1217,41 @@ def test_copy_is_announced_on_every_page(watched, live_server):
     page.get_by_role("button", name="Create token").click()
     page.locator(".created-token button.copy").click()
     expect(page.locator("#announce")).to_have_text("Copied")
+
+
+def test_two_filter_changes_close_together_leave_the_last_filter_live(watched, live_server):
+    for event in ("VOUCHER_CREATED", "JOB_FINISHED"):
+        deliver(live_server, "race", data={"event": event})
+    page = watched.page
+    open_inbox(page)
+    held_lists = {}
+    page.route(list_fetch, lambda route: held_lists.setdefault(route.request.url, route))
+    # A second event type is chosen before the first one's list has come.
+    page.locator('[data-event-type="VOUCHER_CREATED"] > a').click()
+    page.locator('[data-event-type="JOB_FINISHED"] > a').click()
+    wait_for_routes(page, held_lists, 2)
+    first, second = (
+        next(route for url, route in held_lists.items() if event in url)
+        for event in ("VOUCHER_CREATED", "JOB_FINISHED")
+    )
+    # Any live fetch the first list's cursor starts is answered only after the second list.
+    held_live = []
+    page.route(live_fetch, lambda route: held_live.append(route))
+    first.continue_()
+    expect(page.locator("#live")).to_have_attribute("hx-get", re.compile("VOUCHER_CREATED"))
+    page.wait_for_timeout(300)
+    second.continue_()
+    expect(page.locator("#live")).to_have_attribute("hx-get", re.compile("JOB_FINISHED"))
+    page.wait_for_timeout(300)
+    page.unroute(live_fetch)
+    for route in held_live[1:] + held_live[:1]:  # the first list's answered last
+        with contextlib.suppress(PlaywrightError):
+            route.continue_()
+        page.wait_for_timeout(300)
+
+    expect(page.locator("#live")).to_have_attribute("hx-get", re.compile("event=JOB_FINISHED"))
+    other = deliver(live_server, "race", data={"event": "VOUCHER_CREATED"})
+    finished = deliver(live_server, "race", data={"event": "JOB_FINISHED"})
+    expect(page.locator(f"#capture-{finished}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    expect(page.locator(f"#capture-{other}")).to_have_count(0)

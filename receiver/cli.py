@@ -310,7 +310,7 @@ def revoke_token(id_or_hint: str):
     # The hint as shown ends with "…": copied with it (or as "..."), it still matches.
     wanted = id_or_hint.removesuffix("…").removesuffix("...")
     rows = tokens()
-    digest = token_digest(id_or_hint)
+    digest = token_digest(id_or_hint.strip())  # as the API reads a Bearer token
     matches = (
         [row for row in rows if str(row.id) == wanted]
         or [row for row in rows if row.digest == digest]

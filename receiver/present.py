@@ -4,7 +4,6 @@ copy-as-cURL. Pure functions over stored data; templates do the markup."""
 from __future__ import annotations
 
 import json
-import mimetypes
 import re
 import shlex
 import unicodedata
@@ -287,26 +286,33 @@ def event_view(capture: Capture) -> EventView:
     return view
 
 
-# Python's own table only (no system files read), so a name is the same on every machine.
-_TYPES = mimetypes.MimeTypes()
+# Only types that nothing runs when opened from a downloads folder: the sender
+# chooses the content type, and a file named .html, .svg, .js or even .xml (an
+# SVG or XHTML document inside) would open in a browser or a script host, and
+# .csv in a spreadsheet that runs formulas. Any other type, and a body
+# compressed some other way, is named .bin.
 _EXTENSIONS = {
-    "application/xml": ".xml",  # the table says .xsl
-    "application/x-www-form-urlencoded": ".txt",
+    "application/json": ".json",
     "application/x-ndjson": ".ndjson",
+    "text/plain": ".txt",
+    "application/x-www-form-urlencoded": ".txt",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "application/zip": ".zip",
     "application/gzip": ".gz",
-    "text/javascript": ".js",
 }
 _COMPRESSED = {"gzip": ".gz", "x-gzip": ".gz", "br": ".br", "zstd": ".zst"}
 
 
 def raw_body_filename(capture: Capture) -> str:
     """The raw body download's name: `capture-<id>` and the usual extension of its
-    content type (`+json`/`+xml` types too), or `.bin`; a compressed body (one
-    Content-Encoding) adds the compression's, as the bytes are kept as sent."""
+    content type among inert ones (`+json` types too), or `.bin`; a compressed
+    body (one Content-Encoding) adds the compression's, as the bytes are kept
+    as sent."""
     essence = capture.content_type.split(";", 1)[0].strip().lower()
-    suffix = _EXTENSIONS.get(essence) or _TYPES.guess_extension(essence)
-    if not suffix and essence.endswith(("+json", "+xml")):
-        suffix = "." + essence.rsplit("+", 1)[1]
+    suffix = _EXTENSIONS.get(essence) or (".json" if essence.endswith("+json") else None)
     coding = capture.header("content-encoding").strip().lower()
     if coding and coding != "identity":
         compressed = _COMPRESSED.get(coding)

@@ -865,12 +865,17 @@ def test_raw_body_is_the_exact_bytes_as_a_download(client):
     [
         ("application/json; charset=utf-8", {}, ".json"),
         ("application/vnd.github+json", {}, ".json"),
-        ("application/xml", {}, ".xml"),
+        ("application/xml", {}, ".bin"),  # an SVG or XHTML document would run scripts
+        ("text/csv", {}, ".bin"),  # a spreadsheet would run formulas
         ("application/x-www-form-urlencoded", {}, ".txt"),
         ("text/plain", {}, ".txt"),
         ("application/json", {"Content-Encoding": "gzip"}, ".json.gz"),
         ("application/json", {"Content-Encoding": "gzip, br"}, ".bin"),
         ("application/x-unheard-of", {}, ".bin"),
+        # What would open in a browser or run: the sender chooses the type.
+        ("text/html", {}, ".bin"),
+        ("image/svg+xml", {}, ".bin"),
+        ("application/javascript", {}, ".bin"),
         ("", {}, ".bin"),
     ],
 )
@@ -1437,7 +1442,7 @@ def test_token_revoke_by_id_or_hint_stops_the_token(app, client, runner, by):
         "id": str(token_id),
         "hint": token[:8],
         "hint as shown": token[:8] + "…",
-        "whole token": token,  # one that leaked: revoked without finding its id first
+        "whole token": f" {token}\n",  # one that leaked, pasted: no need to find its id
     }[by]
     result = runner.invoke(args=["token", "revoke", given])
     assert result.exit_code == 0, result.output

@@ -113,7 +113,11 @@
     if ((event.target.id === "live" || event.target.id === "gone") && paused()) {
       event.preventDefault();
     }
-    if (event.target.id === "live" && listsLoading > 0) event.preventDefault();
+    if (listsLoading > 0 && event.target.id === "live") event.preventDefault();
+    if (listsLoading > 0 && event.target.id === "gone") {
+      goneAgain = true;  // asked once the new list is in, with its filters
+      event.preventDefault();
+    }
   });
 
   // A filter change replaces the list, its live cursor (#live) with it. The
@@ -123,6 +127,12 @@
   // whatever arrived meanwhile. Filter changes can overlap (a link, then the
   // select): a list that lands while another is still coming is held too.
   var listsLoading = 0;
+  // The check for removed rows sends the filters (hx-include) and may answer
+  // with a new list: one asked before a filter change is dropped, and asked
+  // again once the new list is in.
+  var goneAsked = null;
+  var goneStale = null;
+  var goneAgain = false;
   function replacesList(event) {
     return !!(event.detail.target && event.detail.target.id === "capture-list");
   }
@@ -134,24 +144,42 @@
   }
   function catchUp() {
     var live = document.getElementById("live");
-    if (!live) return;
-    live.removeEventListener("htmx:beforeOnLoad", dropAnswer);
-    htmx.trigger(live, "sse:capture");
+    if (live) {
+      live.removeEventListener("htmx:beforeOnLoad", dropAnswer);
+      htmx.trigger(live, "sse:capture");
+    }
+    var gone = document.getElementById("gone");
+    if (goneAgain && gone) {
+      goneAgain = false;
+      htmx.trigger(gone, "sse:removed");
+    }
   }
   document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.elt && event.detail.elt.id === "gone") goneAsked = event.detail.xhr;
     if (!replacesList(event)) return;
     listsLoading += 1;
     holdLive();
+    if (goneAsked && goneAsked.readyState !== XMLHttpRequest.DONE) goneStale = goneAsked;
     // Counted off on the request itself: a link or form that asked may be gone
     // by then (a list before it replaced it), and its events with it.
     var xhr = event.detail.xhr;
+    var target = event.detail.target;
     xhr.addEventListener("loadend", function () {
       listsLoading = Math.max(0, listsLoading - 1);
-      // No list came (an error, no answer): the one on the page stays, and its
-      // cursor goes on. A list that came is caught up once it has settled.
-      var swapped = xhr.status >= 200 && xhr.status < 400 && xhr.status !== 204;
-      if (!swapped && listsLoading === 0) catchUp();
+      // No list came (an error, no answer), or it went to a list no longer on
+      // the page (back to a page from history meanwhile): the one on the page
+      // stays, and its cursor goes on. A list that came in is caught up once
+      // it has settled.
+      var ok = xhr.status >= 200 && xhr.status < 400 && xhr.status !== 204;
+      if (!(ok && target.isConnected) && listsLoading === 0) catchUp();
     });
+  });
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    if (!goneStale || event.detail.xhr !== goneStale) return;
+    goneStale = null;
+    goneAgain = true;
+    event.preventDefault();
+    if (listsLoading === 0) catchUp();  // the new list came first
   });
   // Also a list the server sends in place of another answer (deletions elsewhere).
   document.addEventListener("htmx:beforeSwap", function (event) {

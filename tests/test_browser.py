@@ -1255,3 +1255,37 @@ def test_two_filter_changes_close_together_leave_the_last_filter_live(watched, l
     expect(page.locator(f"#capture-{finished}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     page.wait_for_timeout(500)
     expect(page.locator(f"#capture-{other}")).to_have_count(0)
+
+
+def test_a_removal_check_asked_before_a_filter_change_does_not_bring_the_old_filter_back(
+    watched, live_server
+):
+    slug = "gone-race"
+    created = requests.post(f"{live_server.url}/api/inboxes", json={"slug": slug}, timeout=10)
+    assert created.status_code == 201, created.text
+
+    def send(event: str) -> int:
+        url = f"{live_server.url}/hooks/{slug}"
+        return int(requests.post(url, data={"event": event}, timeout=10).headers["X-Capture-Id"])
+
+    def removal_check(url: str) -> bool:
+        return urlsplit(url).path == f"/inboxes/{slug}/gone"
+
+    removed, kept = send("VOUCHER_CREATED"), send("JOB_FINISHED")
+    page = watched.page
+    open_inbox(page, f"/inboxes/{slug}?event=VOUCHER_CREATED")
+    held = []
+    page.route(removal_check, lambda route: route.continue_() if held else held.append(route))
+    # Deleted elsewhere: the page asks which rows are gone, sending its filters.
+    assert requests.delete(f"{live_server.url}/api/captures/{removed}", timeout=10).ok
+    wait_for_routes(page, held, 1)
+    page.locator("#event-types-all").click()
+    expect(page).to_have_url(f"{live_server.url}/inboxes/{slug}")
+    expect(page.locator(f"#capture-{kept}")).to_be_visible()
+    held[0].continue_()
+    page.wait_for_timeout(1000)
+
+    expect(page.locator(f"#capture-{kept}")).to_be_visible()
+    expect(page.locator("#live")).not_to_have_attribute("hx-get", re.compile("event="))
+    later = send("JOB_FINISHED")
+    expect(page.locator(f"#capture-{later}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)

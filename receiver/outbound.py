@@ -193,8 +193,8 @@ def send(
                 wait = max(0.001, deadline - time.perf_counter())
                 # A `#` in the URL given is the captured target's; in a redirect's
                 # Location it starts a fragment, which is not sent.
-                whole = _target_with_hash(url) if redirects == 0 else None
-                response = _request(session, method, url, headers, body, wait, whole)
+                keep = _query_with_hash(url) if redirects == 0 else None
+                response = _request(session, method, url, headers, body, wait, keep)
                 if isinstance(response, Outcome):
                     response.latency_ms = _since(started)
                     if attempt.expired:
@@ -259,7 +259,7 @@ def _shut(sock: socket.socket) -> None:
 
 
 def _request(
-    session, method, url, headers, body, timeout, whole_target=None
+    session, method, url, headers, body, timeout, query_with_hash=None
 ) -> requests.Response | Outcome:
     try:
         prepared = session.prepare_request(
@@ -273,6 +273,9 @@ def _request(
             parts = urlsplit(prepared.url)._replace(path=ours.path, query=ours.query)
             prepared.url = urlunsplit(parts)
         settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+        whole_target = None
+        if query_with_hash is not None:  # the path as it goes out, the query whole
+            whole_target = (urlsplit(prepared.url).path or "/") + "?" + query_with_hash
         whole = _whole_target.set(whole_target)
         try:
             return session.send(prepared, timeout=timeout, allow_redirects=False, **settings)
@@ -282,14 +285,11 @@ def _request(
         return Outcome(None, error=describe(error))
 
 
-def _target_with_hash(url: str) -> str | None:
-    """The request target of an ASCII `url` holding a `#`, all of it; else None."""
-    if "#" not in url or not url.isascii():
-        return None
-    rest = url.split("://", 1)[-1]
-    start = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    target = rest[start:]
-    return target if target.startswith("/") else "/" + target
+def _query_with_hash(url: str) -> str | None:
+    """The query string of `url` when it holds a `#`, all of it; else None. (The
+    URLs sent carry no fragment of their own: a `#` is a captured query's.)"""
+    query = url.split("?", 1)[1] if "?" in url else ""
+    return query if "#" in query and query.isascii() else None
 
 
 def _answered(

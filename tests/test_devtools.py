@@ -450,9 +450,11 @@ def test_replay_sends_a_query_holding_a_hash_whole(app, client, ctx, target):
     assert capture.query_string == b"x=1#2&y=%2B"
     relay.replay(capture, target.url + "/in", with_subpath=True)
     relay.replay(capture, target.url + "/in?t=1#frag")  # the target's fragment is not sent
+    relay.replay(capture, target.url + "/dést")  # a path requests encodes itself
     assert [received.path for received in target.requests] == [
         "/in/q?x=1#2&y=%2B",
         "/in?t=1&x=1#2&y=%2B",
+        "/d%C3%A9st?x=1#2&y=%2B",
     ]
 
 

@@ -1,9 +1,10 @@
-"""Command-line tools: `flask --app wsgi setup`, `flask --app wsgi inbox ...`."""
+"""Command-line tools: `flask --app wsgi setup`, `inbox ...`, `purge`, `token ...`, `login ...`."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import os
 import sys
 from datetime import timedelta
@@ -308,7 +309,7 @@ def revoke_token(id_or_hint: str):
     from .access import token_digest, tokens
 
     # The hint as shown ends with "…": copied with it (or as "..."), it still matches.
-    wanted = id_or_hint.removesuffix("…").removesuffix("...")
+    wanted = id_or_hint.strip().removesuffix("…").removesuffix("...")
     rows = tokens()
     digest = token_digest(id_or_hint.strip())  # as the API reads a Bearer token
     matches = (
@@ -344,12 +345,22 @@ def unblock_login(address: str | None):
     instead of after the lockout that failed logins bring on."""
     from .access import attempts
 
-    forgotten = attempts.clear(address)
-    failures = "1 failed login" if forgotten == 1 else f"{forgotten} failed logins"
-    if address:
-        click.echo(f"Forgot {failures} of {address}: it may try to log in again now.")
-    else:
+    if address is None:
+        forgotten = attempts.clear(None)
+        failures = "1 failed login" if forgotten == 1 else f"{forgotten} failed logins"
         click.echo(f"Forgot {failures}: every address may try to log in again now.")
+        return
+    address = address.strip()
+    try:  # as the server writes it: 2001:DB8::1 is 2001:db8::1
+        address = str(ipaddress.ip_address(address))
+    except ValueError:
+        raise click.ClickException(f"{address!r} is not an IP address.") from None
+    locked = attempts.blocked(address) > 0
+    attempts.clear(address)
+    if locked:
+        click.echo(f"Lifted the lockout of {address}: it may try to log in again now.")
+    else:
+        click.echo(f"{address} is not locked out; its failed logins, if any, are forgotten.")
 
 
 def init_app(app: Flask) -> None:

@@ -424,7 +424,7 @@ def test_login_attempts_are_rate_limited(password_app):
     assert int(blocked.headers["Retry-After"]) > 0
 
 
-@pytest.mark.parametrize("given", ["127.0.0.1", None])
+@pytest.mark.parametrize("given", [" 127.0.0.1 ", None])
 def test_a_login_lockout_can_be_lifted_from_the_command_line(password_app, given):
     client = password_app.test_client()
     token = token_of(client.get("/login").get_data(as_text=True))
@@ -433,13 +433,22 @@ def test_a_login_lockout_can_be_lifted_from_the_command_line(password_app, given
     login = {"csrf_token": token, "password": "correct horse"}
     assert client.post("/login", data=login).status_code == 429
     runner = password_app.test_cli_runner()
-    other = runner.invoke(args=["login", "unblock", "192.0.2.9"])
-    assert other.output == "Forgot 0 failed logins of 192.0.2.9: it may try to log in again now.\n"
+    other = runner.invoke(args=["login", "unblock", "2001:DB8::1"])
+    assert other.output == (
+        "2001:db8::1 is not locked out; its failed logins, if any, are forgotten.\n"
+    )
+    for wrong in ("", "not-an-address"):
+        refused = runner.invoke(args=["login", "unblock", wrong])
+        assert refused.exit_code != 0
+        assert "is not an IP address" in refused.output
     assert client.post("/login", data=login).status_code == 429
     result = runner.invoke(args=["login", "unblock", *([given] if given else [])])
     assert result.exit_code == 0, result.output
-    said = f" of {given}: it may" if given else ": every address may"
-    assert result.output == f"Forgot 5 failed logins{said} try to log in again now.\n"
+    assert result.output == (
+        "Lifted the lockout of 127.0.0.1: it may try to log in again now.\n"
+        if given
+        else "Forgot 5 failed logins: every address may try to log in again now.\n"
+    )
     assert client.post("/login", data=login).status_code == 303
 
 

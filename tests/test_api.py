@@ -1441,7 +1441,7 @@ def test_token_revoke_by_id_or_hint_stops_the_token(app, client, runner, by):
     given = {
         "id": str(token_id),
         "hint": token[:8],
-        "hint as shown": token[:8] + "…",
+        "hint as shown": f"{token[:8]}… ",
         "whole token": f" {token}\n",  # one that leaked, pasted: no need to find its id
     }[by]
     result = runner.invoke(args=["token", "revoke", given])

@@ -241,7 +241,7 @@ def part(capture_id: int, index: int):
             if data is None:
                 break
             name = described["filename"] or f"{described['name']}.txt"
-            return _attachment(data, described["content_type"], name)
+            return _attachment(data, described["content_type"], present.inert_filename(name))
     abort(404, description="No such part in this capture.")
 
 

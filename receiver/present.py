@@ -296,6 +296,7 @@ _EXTENSIONS = {
     "application/x-ndjson": ".ndjson",
     "text/plain": ".txt",
     "application/x-www-form-urlencoded": ".txt",
+    "application/pdf": ".pdf",
     "image/png": ".png",
     "image/jpeg": ".jpg",
     "image/gif": ".gif",
@@ -304,6 +305,17 @@ _EXTENSIONS = {
     "application/gzip": ".gz",
 }
 _COMPRESSED = {"gzip": ".gz", "x-gzip": ".gz", "br": ".br", "zstd": ".zst"}
+
+
+_INERT_SUFFIXES = {*_EXTENSIONS.values(), ".jpeg", *_COMPRESSED.values()}
+
+
+def inert_filename(name: str) -> str:
+    """A sender's file name to save a download as: kept where its extension is
+    one nothing runs when the file is opened, else with `.bin` added
+    (`page.html.bin`)."""
+    suffix = "." + name.rsplit(".", 1)[1].lower() if "." in name else ""
+    return name if suffix in _INERT_SUFFIXES else name + ".bin"
 
 
 def raw_body_filename(capture: Capture) -> str:

@@ -909,6 +909,14 @@ def test_multipart_parts_download_by_index(client, fetch):
     field = client.get(f"/api/captures/{capture_id}/parts/{parts['event']['index']}")
     assert field.get_data() == b"JOB_FINISHED"
     assert 'filename="event.txt"' in field.headers["Content-Disposition"]
+    # The sender names the file: one that would open in a browser or run is saved inert.
+    named_as = [("page.html", "page.html.bin"), ("run.JS", "run.JS.bin"), ("a.PNG", "a.PNG")]
+    for sent, saved in named_as:
+        response = client.post(
+            "/hooks/default", data={"file": (io.BytesIO(b"<script>1</script>"), sent, "text/html")}
+        )
+        named = client.get(f"/api/captures/{response.get_json()['id']}/parts/0")
+        assert f'filename="{saved}"' in named.headers["Content-Disposition"]
     assert_error(client.get(f"/api/captures/{capture_id}/parts/99"), 404, says="No such part")
     plain = send(client)
     assert_error(client.get(f"/api/captures/{plain}/parts/0"), 404)

@@ -442,7 +442,8 @@ def test_raw_body_and_parts_download_as_attachments(client):
     index = next(p["index"] for p in document["parts"] if p["name"] == "file")
     part = client.get(f"/api/captures/{capture_id}/parts/{index}")
     assert part.get_data() == data
-    assert part.headers["Content-Disposition"].startswith('attachment; filename="evil_name_.html"')
+    disposition = part.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="evil_name_.html.bin"')
     assert "sandbox" in part.headers["Content-Security-Policy"]
     assert client.get(f"/api/captures/{capture_id}/parts/99").status_code == 404
 

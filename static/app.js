@@ -113,7 +113,14 @@
     if ((event.target.id === "live" || event.target.id === "gone") && paused()) {
       event.preventDefault();
     }
+    if (event.defaultPrevented) return;
     if (listsLoading > 0 && event.target.id === "live") event.preventDefault();
+    else if (liveAsked && event.target.id === "live") {
+      // htmx would queue it on this element, which the answer on its way
+      // replaces (and the queued fetch with it): fetched after that answer.
+      liveAgain = true;
+      event.preventDefault();
+    }
     if (listsLoading > 0 && event.target.id === "gone") {
       goneAgain = true;  // asked once the new list is in, with its filters
       event.preventDefault();
@@ -133,6 +140,10 @@
   var goneAsked = null;
   var goneStale = null;
   var goneAgain = false;
+  // The live fetch on its way (its element and request), and whether another
+  // was asked for meanwhile.
+  var liveAsked = null;
+  var liveAgain = false;
   function replacesList(event) {
     return !!(event.detail.target && event.detail.target.id === "capture-list");
   }
@@ -144,6 +155,7 @@
   }
   function catchUp() {
     var live = document.getElementById("live");
+    liveAgain = false;
     if (live) {
       live.removeEventListener("htmx:beforeOnLoad", dropAnswer);
       htmx.trigger(live, "sse:capture");
@@ -155,6 +167,16 @@
     }
   }
   document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.elt && event.detail.elt.id === "live") {
+      var asked = { elt: event.detail.elt, xhr: event.detail.xhr };
+      liveAsked = asked;
+      asked.xhr.addEventListener("loadend", function () {
+        if (liveAsked === asked) liveAsked = null;
+        // Answered, its new cursor asks again once it is in (htmx:load); not
+        // answered, this one asks again now.
+        if (liveAgain && !(asked.xhr.status >= 200 && asked.xhr.status < 300)) catchUp();
+      });
+    }
     if (event.detail.elt && event.detail.elt.id === "gone") goneAsked = event.detail.xhr;
     if (!replacesList(event)) return;
     listsLoading += 1;
@@ -180,6 +202,16 @@
     goneAgain = true;
     event.preventDefault();
     if (listsLoading === 0) catchUp();  // the new list came first
+  });
+  document.addEventListener("htmx:load", function (event) {
+    if (event.target.id === "live" && liveAgain && !liveAsked && listsLoading === 0) catchUp();
+  });
+  // Back or Forward restores a page from history: the answer to a live fetch
+  // the page before it asked for would put that page's cursor in this one.
+  document.addEventListener("htmx:historyRestore", function () {
+    if (liveAsked) liveAsked.elt.addEventListener("htmx:beforeOnLoad", dropAnswer);
+    liveAsked = null;
+    if (listsLoading === 0) catchUp();
   });
   // Also a list the server sends in place of another answer (deletions elsewhere).
   document.addEventListener("htmx:beforeSwap", function (event) {

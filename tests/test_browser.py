@@ -1257,16 +1257,23 @@ def test_two_filter_changes_close_together_leave_the_last_filter_live(watched, l
     expect(page.locator(f"#capture-{other}")).to_have_count(0)
 
 
+def new_inbox(server, slug: str):
+    """An inbox of its own, and a function delivering an event to it (its capture id)."""
+    created = requests.post(f"{server.url}/api/inboxes", json={"slug": slug}, timeout=10)
+    assert created.status_code == 201, created.text
+
+    def send(event: str) -> int:
+        url = f"{server.url}/hooks/{slug}"
+        return int(requests.post(url, data={"event": event}, timeout=10).headers["X-Capture-Id"])
+
+    return send
+
+
 def test_a_removal_check_asked_before_a_filter_change_does_not_bring_the_old_filter_back(
     watched, live_server
 ):
     slug = "gone-race"
-    created = requests.post(f"{live_server.url}/api/inboxes", json={"slug": slug}, timeout=10)
-    assert created.status_code == 201, created.text
-
-    def send(event: str) -> int:
-        url = f"{live_server.url}/hooks/{slug}"
-        return int(requests.post(url, data={"event": event}, timeout=10).headers["X-Capture-Id"])
+    send = new_inbox(live_server, slug)
 
     def removal_check(url: str) -> bool:
         return urlsplit(url).path == f"/inboxes/{slug}/gone"
@@ -1289,3 +1296,54 @@ def test_a_removal_check_asked_before_a_filter_change_does_not_bring_the_old_fil
     expect(page.locator("#live")).not_to_have_attribute("hx-get", re.compile("event="))
     later = send("JOB_FINISHED")
     expect(page.locator(f"#capture-{later}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+
+
+def test_a_capture_announced_while_a_live_fetch_is_out_is_shown_after_it(watched, live_server):
+    send = new_inbox(live_server, "live-busy")
+    send("JOB_FINISHED")
+    page = watched.page
+    open_inbox(page, "/inboxes/live-busy")
+    answered = []
+    # The server answers the first live fetch at once; the page sees it only later.
+    page.route(
+        lambda url: "/inboxes/live-busy/rows?" in url and "after=" in url,
+        lambda route: route.continue_() if answered else answered.append((route, route.fetch())),
+    )
+    first = send("JOB_FINISHED")
+    wait_for_routes(page, answered, 1)
+    second = send("JOB_FINISHED")
+    page.wait_for_timeout(1000)  # its live event comes while the first fetch is out
+    route, response = answered[0]
+    route.fulfill(response=response)
+    for capture_id in (first, second):
+        expect(page.locator(f"#capture-{capture_id}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+
+
+def test_a_live_answer_for_the_page_before_back_leaves_the_restored_page_live(
+    watched, live_server
+):
+    send = new_inbox(live_server, "live-back")
+    send("JOB_FINISHED")
+    send("VOUCHER_CREATED")
+    page = watched.page
+    open_inbox(page, "/inboxes/live-back")
+    page.locator('[data-event-type="JOB_FINISHED"] > a').click()
+    expect(page.locator("#live")).to_have_attribute("hx-get", re.compile("JOB_FINISHED"))
+    settled(page)
+    answered = []
+    page.route(
+        lambda url: "/inboxes/live-back/rows?" in url and "event=JOB_FINISHED" in url,
+        lambda route: route.continue_() if answered else answered.append((route, route.fetch())),
+    )
+    send("JOB_FINISHED")
+    wait_for_routes(page, answered, 1)
+    page.go_back()
+    expect(page).to_have_url(f"{live_server.url}/inboxes/live-back")
+    page.wait_for_timeout(500)
+    route, response = answered[0]
+    route.fulfill(response=response)
+    page.wait_for_timeout(500)
+
+    expect(page.locator("#live")).not_to_have_attribute("hx-get", re.compile("event="))
+    voucher = send("VOUCHER_CREATED")
+    expect(page.locator(f"#capture-{voucher}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)

@@ -1160,6 +1160,18 @@ def list_fetch(url: str) -> bool:
     return urlsplit(url).path == "/inboxes/default" and "event=" in url
 
 
+def assert_live_for_job_finished_only(page: Page, server, *hidden: int) -> None:
+    """The page's live cursor follows the JOB_FINISHED filter: a new JOB_FINISHED
+    capture appears, a new VOUCHER_CREATED one (and those `hidden`) does not."""
+    expect(page.locator("#live")).to_have_attribute("hx-get", re.compile("event=JOB_FINISHED"))
+    other = deliver(server, "race", data={"event": "VOUCHER_CREATED"})
+    finished = deliver(server, "race", data={"event": "JOB_FINISHED"})
+    expect(page.locator(f"#capture-{finished}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    for capture_id in (*hidden, other):
+        expect(page.locator(f"#capture-{capture_id}")).to_have_count(0)
+
+
 def test_a_live_fetch_answered_after_a_filter_change_leaves_the_new_filter_in_place(
     watched, live_server
 ):
@@ -1178,13 +1190,7 @@ def test_a_live_fetch_answered_after_a_filter_change_leaves_the_new_filter_in_pl
         held[0].continue_()
     page.wait_for_timeout(500)
 
-    expect(page.locator("#live")).to_have_attribute("hx-get", re.compile("event=JOB_FINISHED"))
-    other = deliver(live_server, "race", data={"event": "VOUCHER_CREATED"})
-    finished = deliver(live_server, "race", data={"event": "JOB_FINISHED"})
-    expect(page.locator(f"#capture-{finished}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
-    page.wait_for_timeout(500)
-    for hidden in (first, other):
-        expect(page.locator(f"#capture-{hidden}")).to_have_count(0)
+    assert_live_for_job_finished_only(page, live_server, first)
     assert set(page.locator("tr.capture-row .badge.event").all_inner_texts()) == {"JOB_FINISHED"}
 
 
@@ -1249,12 +1255,7 @@ def test_two_filter_changes_close_together_leave_the_last_filter_live(watched, l
             route.continue_()
         page.wait_for_timeout(300)
 
-    expect(page.locator("#live")).to_have_attribute("hx-get", re.compile("event=JOB_FINISHED"))
-    other = deliver(live_server, "race", data={"event": "VOUCHER_CREATED"})
-    finished = deliver(live_server, "race", data={"event": "JOB_FINISHED"})
-    expect(page.locator(f"#capture-{finished}")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
-    page.wait_for_timeout(500)
-    expect(page.locator(f"#capture-{other}")).to_have_count(0)
+    assert_live_for_job_finished_only(page, live_server)
 
 
 def new_inbox(server, slug: str):

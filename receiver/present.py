@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -130,11 +131,12 @@ def part_names(parts: list[dict]) -> list[str]:
     else its field's name; numbered as the body view numbers parts where that
     is empty or shared with another part, so that no two links sound alike."""
     names = [part["filename"] or part["name"] for part in parts]
+    times = Counter(names)  # once, not a count per part: a body may hold thousands
     called = []
     for part, name in zip(parts, names, strict=True):
         if not name:
             name = str(part["index"])
-        elif names.count(name) > 1:
+        elif times[name] > 1:
             name = f"{part['index']}: {name}"
         called.append(name)
     return called
